@@ -1,0 +1,77 @@
+# Kairos developer commands. `make help` lists them.
+#
+# The virtualenv is .venv (created on first use from requirements.lock with uv).
+# Broker tests start a local Apache Kafka via app/kafka (jars cached in ~/.cache/kairos/kafka);
+# set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own instead.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.kairos-installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv lint fmt test test-unit test-kafka demo bench kafka-start kafka-stop kafka-status clean distclean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+venv: $(STAMP)  ## create/update .venv from requirements.lock
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/pip install -q uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+lint: venv  ## ruff check + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: venv  ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint  ## lint, then every test (unit + integration; starts a local Kafka when needed)
+	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+test-unit: venv  ## tests that need no broker
+	$(BIN)/pytest tests -m "not kafka" $(PYTEST_ARGS)
+
+test-kafka: venv  ## only the broker tests
+	$(BIN)/pytest tests -m kafka $(PYTEST_ARGS)
+
+# `make demo [DURATION=30]`: uses $KAFKA_BOOTSTRAP_SERVERS, or starts a local broker for the
+# duration of the demo and stops it afterwards (also on Ctrl-C).
+demo: venv  ## live demo on a real broker (DURATION=seconds, default until Ctrl-C)
+	@set -e; \
+	if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then \
+	  KAIROS_STATE_DIR="$$(mktemp -d)"; export KAIROS_STATE_DIR; \
+	  trap '$(BIN)/kairos kafka stop >/dev/null 2>&1 || true; rm -rf "$$KAIROS_STATE_DIR"' EXIT; \
+	  trap 'exit 130' INT TERM; \
+	  eval "$$($(BIN)/kairos kafka start --quiet)"; \
+	  echo "local broker: $$KAFKA_BOOTSTRAP_SERVERS"; \
+	fi; \
+	$(BIN)/kairos demo $(if $(DURATION),--duration $(DURATION))
+
+bench: venv  ## run the benchmarks in bench/ (results: BENCHMARKS.md)
+	@set -e; found=0; for f in bench/bench_*.py; do \
+	  [ -e "$$f" ] || continue; found=1; echo "== $$f"; $(BIN)/python "$$f"; done; \
+	if [ $$found = 0 ]; then echo "no bench/bench_*.py yet" >&2; exit 1; fi
+
+kafka-start: venv  ## start a background local Kafka (BROKERS=1)
+	$(BIN)/kairos kafka start --brokers $(or $(BROKERS),1)
+
+kafka-stop: venv  ## stop it
+	$(BIN)/kairos kafka stop
+
+kafka-status: venv  ## is it running?
+	$(BIN)/kairos kafka status
+
+clean:  ## remove caches and build output (keeps .venv and the Kafka jar cache)
+	rm -rf .pytest_cache .ruff_cache .mypy_cache .hypothesis build *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean  ## also remove .venv
+	rm -rf $(VENV)
