@@ -1,0 +1,166 @@
+"""The shared event buffer (Flink's ``SharedBuffer``), stored inside a key's :class:`NFAState`.
+
+Every event taken by a partial match is stored once in ``events`` (``seq -> [event, ts, refs]``)
+however many partial matches hold it. A *node* ``(seq, stage)`` is "this event matched this
+stage"; its edges point to the previous node of each run through it, labelled with the run's
+Dewey version, so a match is read back by walking edges whose version is compatible. Nodes,
+edges and events are reference counted exactly as in Flink, and removed when the count drops
+to zero, so expired, discarded or emitted runs free their events at once.
+
+Layout (plain lists for speed and compact serialisation):
+
+* ``nodes[(seq, stage)] = [refs, [[target_node_or_None, version_tuple, refs], ...]]``
+* Dewey versions are tuples of ints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NodeId = tuple[int, str]
+Version = tuple[int, ...]
+
+
+def compatible(a: Version, b: Version) -> bool:
+    """``a.isCompatibleWith(b)`` of Flink's ``DeweyNumber``."""
+    la, lb = len(a), len(b)
+    if la > lb:
+        return a[:lb] == b
+    if la == lb:
+        return a[:-1] == b[:-1] and a[-1] >= b[-1]
+    return False
+
+
+class SharedBuffer:
+    """Operations on the ``nodes``/``events`` dicts of one key's state (its base class)."""
+
+    __slots__ = ("events", "nodes")
+
+    nodes: dict[NodeId, list[Any]]
+    events: dict[int, list[Any]]
+
+    def put(
+        self,
+        stage: str,
+        seq: int,
+        event: Any,
+        ts: int,
+        previous: NodeId | None,
+        version: Version,
+    ) -> NodeId:
+        if previous is not None:
+            self.lock_node(previous, version)
+        key = (seq, stage)
+        node = self.nodes.get(key)
+        if node is None:
+            node = [0, []]
+            self.nodes[key] = node
+            ev = self.events.get(seq)
+            if ev is None:
+                self.events[seq] = [event, ts, 1]
+            else:
+                ev[2] += 1
+        node[1].append([previous, version, 0])
+        return key
+
+    def lock_node(self, key: NodeId, version: Version) -> None:
+        node = self.nodes.get(key)
+        if node is None:
+            return
+        node[0] += 1
+        for edge in node[1]:
+            ev = edge[1]
+            if ev == version or compatible(version, ev):
+                edge[2] += 1
+
+    def release_node(self, key: NodeId | None, version: Version) -> None:
+        if key is None:
+            return
+        nodes = self.nodes
+        stack: list[tuple[NodeId, Version]] = [(key, version)]
+        while stack:
+            cur, ver = stack.pop()
+            node = nodes.get(cur)
+            if node is None:
+                break  # as Flink: stop at the first missing node
+            edges = node[1]
+            kept = []
+            for edge in edges:
+                ev = edge[1]
+                if ev == ver or compatible(ver, ev):
+                    if edge[2] <= 0:
+                        released = True
+                    else:
+                        edge[2] -= 1
+                        released = edge[2] == 0
+                    if released:
+                        if edge[0] is not None:
+                            stack.append((edge[0], edge[1]))
+                        continue
+                kept.append(edge)
+            if len(kept) != len(edges):
+                node[1] = kept
+            if node[0] <= 0:
+                node_released = True
+            else:
+                node[0] -= 1
+                node_released = node[0] == 0
+            if node_released:
+                del nodes[cur]
+                ev = self.events.get(cur[0])
+                if ev is not None:
+                    ev[2] -= 1
+                    if ev[2] <= 0:
+                        del self.events[cur[0]]
+
+    def extract(self, key: NodeId | None, version: Version) -> list[dict[str, list[int]]]:
+        """All event paths ending at ``key`` compatible with ``version``: stage -> [seq]."""
+        result: list[dict[str, list[int]]] = []
+        if key is None:
+            return result
+        nodes = self.nodes
+        if key not in nodes:
+            return result
+        stack: list[tuple[NodeId | None, Version, list[NodeId]]] = [(key, version, [])]
+        while stack:
+            cur, ver, path = stack.pop()
+            if cur is None:
+                complete: dict[str, list[int]] = {}
+                for seq, stage in reversed(path):
+                    lst = complete.get(stage)
+                    if lst is None:
+                        complete[stage] = [seq]
+                    else:
+                        lst.append(seq)
+                result.append(complete)
+                continue
+            path.append(cur)
+            first = True
+            for target, ever, _refs in nodes[cur][1]:
+                if ever == ver or compatible(ver, ever):
+                    if first:
+                        new_path = path
+                        first = False
+                    else:
+                        new_path = list(path)
+                    stack.append((target, ever, new_path))
+        return result
+
+    def materialize(self, path: dict[str, list[int]]) -> tuple[dict[str, list[Any]], int, int]:
+        """Events of a path, and the timestamps of its first and last event."""
+        events = self.events
+        out: dict[str, list[Any]] = {}
+        lo: int | None = None
+        hi: int | None = None
+        for stage, seqs in path.items():
+            lst = []
+            for s in seqs:
+                ev = events[s]
+                lst.append(ev[0])
+                t = ev[1]
+                if lo is None or t < lo:
+                    lo = t
+                if hi is None or t > hi:
+                    hi = t
+            out[stage] = lst
+        return out, (lo if lo is not None else -1), (hi if hi is not None else -1)

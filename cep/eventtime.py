@@ -1,0 +1,132 @@
+"""Event time: a per-key out-of-order buffer in front of the NFA (Flink's ``CepOperator``).
+
+Events wait in the key's state until the watermark passes them, then go to the NFA in
+timestamp order (arrival order among equal timestamps), each preceded by ``advance_time`` to
+its timestamp, as Flink does; then time advances to the watermark itself.
+
+Watermark ``W`` here means "no event with a timestamp below ``W`` is still to come": events with
+``ts < W`` are *late* and returned in ``Output.late`` (never dropped); buffered events with
+``ts <= W`` are released. Unless the caller supplies one, ``W = max timestamp seen for the key −
+max_out_of_orderness``. (Flink's bounded-out-of-orderness watermark is this ``W − 1``.)
+
+In processing-time mode events go straight through and ``on_watermark`` is a timer tick.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Any
+
+from cep.match import Match, Timeout
+from cep.pattern import to_millis
+from cep.state import NFAState
+
+
+@dataclass(slots=True)
+class Output:
+    """What one call produced: completed matches, timed-out partial matches, late events."""
+
+    matches: list[Match] = field(default_factory=list)
+    timeouts: list[Timeout] = field(default_factory=list)
+    late: list[Any] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.matches or self.timeouts or self.late)
+
+
+class EventTimeProcessor:
+    """Wraps an NFA (or anything with ``process``/``advance_time``/``new_state``)."""
+
+    def __init__(
+        self, nfa: Any, max_out_of_orderness: Any = 0, *, processing_time: bool = False
+    ) -> None:
+        self.nfa = nfa
+        self.max_out_of_orderness = to_millis(max_out_of_orderness)
+        if self.max_out_of_orderness < 0:
+            raise ValueError("max_out_of_orderness must be >= 0 milliseconds")
+        self.processing_time = processing_time
+
+    def new_state(self) -> NFAState:
+        return self.nfa.new_state()
+
+    def on_event(
+        self, state: NFAState, event: Any, timestamp: int, watermark: int | None = None
+    ) -> Output:
+        """Buffer (or, in processing time, process) one event; release what the watermark passed."""
+        out = Output()
+        if self.processing_time:
+            self._step(state, event, timestamp, out)
+            return out
+        if not state.early and timestamp >= state.watermark:
+            # nothing buffered: if the new watermark already passes this event, skip the buffer
+            max_ts = timestamp if timestamp > state.max_ts else state.max_ts
+            wm = watermark if watermark is not None else max_ts - self.max_out_of_orderness
+            if timestamp <= wm and wm >= state.watermark:
+                state.max_ts = max_ts
+                state.arrivals += 1
+                state.watermark = wm
+                self._step(state, event, timestamp, out)
+                timeouts, matches = self.nfa.advance_time(state, wm)
+                out.timeouts.extend(timeouts)
+                out.matches.extend(matches)
+                return out
+        if timestamp < state.watermark:
+            out.late.append(event)
+        else:
+            item = [timestamp, state.arrivals, event]
+            state.arrivals += 1
+            early = state.early
+            if not early:
+                early = state.early = []
+            if not early or early[-1][0] <= timestamp:
+                early.append(item)
+            else:
+                bisect.insort(early, item, key=lambda x: (x[0], x[1]))
+            if timestamp > state.max_ts:
+                state.max_ts = timestamp
+        wm = watermark if watermark is not None else state.max_ts - self.max_out_of_orderness
+        if wm >= state.watermark:
+            self._advance_to(state, wm, out)
+        return out
+
+    def on_watermark(self, state: NFAState, watermark: int) -> Output:
+        """Advance the key to ``watermark`` (processing-time mode: the current time)."""
+        out = Output()
+        if self.processing_time:
+            timeouts, matches = self.nfa.advance_time(state, watermark)
+            out.timeouts.extend(timeouts)
+            out.matches.extend(matches)
+            return out
+        if watermark >= state.watermark:
+            self._advance_to(state, watermark, out)
+        return out
+
+    def next_deadline(self, state: NFAState) -> float | None:
+        """Earliest watermark at which ``on_watermark`` can produce output, or None."""
+        d = self.nfa.next_deadline(state)
+        if state.early:
+            first = state.early[0][0]
+            d = first if d is None else min(d, first)
+        return d
+
+    def _advance_to(self, state: NFAState, wm: float, out: Output) -> None:
+        state.watermark = wm
+        early = state.early
+        n = 0
+        while n < len(early) and early[n][0] <= wm:
+            n += 1
+        if n:
+            ready = early[:n]
+            state.early = early[n:] if n < len(early) else ()
+            for ts, _arrival, event in ready:
+                self._step(state, event, ts, out)
+        timeouts, matches = self.nfa.advance_time(state, wm)
+        out.timeouts.extend(timeouts)
+        out.matches.extend(matches)
+
+    def _step(self, state: NFAState, event: Any, ts: int, out: Output) -> None:
+        timeouts, matches = self.nfa.advance_time(state, ts)
+        out.timeouts.extend(timeouts)
+        out.matches.extend(matches)
+        out.matches.extend(self.nfa.process(state, event, ts))
