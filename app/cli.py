@@ -14,6 +14,8 @@ from collections.abc import Sequence
 # Sub-command modules, in the order ``kairos --help`` lists them.
 COMMANDS: tuple[str, ...] = (
     "app.commands.kafka",
+    "app.commands.rules",
+    "app.commands.backtest",
 )
 
 DESCRIPTION = """\
