@@ -1,0 +1,362 @@
+"""Detect: run every rule over the keyed-topic batches of one partition.
+
+:class:`Detector` holds no Kafka code: the Faust agent (see :mod:`app.faust_app`) hands it each
+keyed-topic message with its partition, sends the detections it returns, and then writes the
+touched keys back to the state table, once per key per message.
+
+Per partition it keeps:
+
+- a cache of decoded key states (loaded from the table on first use),
+- the per-rule clocks. Event time: the ingest carries, with every event and tick, the max event
+  time routed to the rule *per source partition*; the rule's watermark is the minimum of those
+  maxima over the source partitions that are not idle, minus the rule's max out-of-orderness
+  (a source partition with no event for ``idle_ms`` of wall-clock time stops holding the
+  watermark back; when all are idle the maximum is used, so absences still fire when the
+  stream pauses). With one source partition this is exactly the backtest's per-rule watermark;
+  with several, a consumer that reads one partition ahead of another does not make the
+  other's events late. Processing time: the ingest's wall clock, from events and ticks.
+- the deadline heaps (:mod:`agents.deadlines`), rebuilt from the table on first use after an
+  assignment, so a tick advances only the keys that are due,
+- the source offsets already applied (``hw``): a batch re-sent by an ingest that crashed before
+  committing is recognised and skipped, so the state sees each source record once.
+
+The clocks and ``hw`` live in the table too, under the reserved key ``\\x00p<partition>``
+(written to that partition's changelog like every other key of the batch).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from agents.deadlines import RuleDeadlines
+from agents.rulebook import RuleBook
+from agents.wire import Batch, Tick, partition_for
+from tables.codec import KeyState, StateCodecError, decode_key_state, encode_key_state
+
+__all__ = ["Detector", "Outcome", "progress_key"]
+
+log = logging.getLogger("kairos.detect")
+
+RESERVED_PREFIX = b"\x00"
+
+
+def progress_key(partition: int) -> bytes:
+    return b"\x00p%d" % partition
+
+
+@dataclass
+class _Working:
+    """A key's state while a partition is assigned: raw blobs plus decoded rule states."""
+
+    key: str
+    stored: KeyState
+    live: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    in_table: bool = False
+
+
+@dataclass
+class _Partition:
+    number: int
+    cache: dict[str, _Working] = field(default_factory=dict)
+    deadlines: RuleDeadlines = field(default_factory=RuleDeadlines)
+    hw: dict[str, int] = field(default_factory=dict)
+    src_max: dict[str, dict[str, int]] = field(default_factory=dict)  # rule -> source -> ts
+    src_last: dict[str, int] = field(default_factory=dict)  # source -> wall ms of last event
+    now: int = 0
+    rebuilt: bool = False
+
+
+@dataclass
+class Outcome:
+    """What one message produced: detections to send, then keys to write."""
+
+    partition: int
+    detections: list[Any] = field(default_factory=list)
+    writes: dict[bytes, bytes | None] = field(default_factory=dict)
+    events: int = 0
+    duplicates: int = 0
+    failed: list[tuple[list[Any], str, str]] = field(default_factory=list)  # (item, source, error)
+    replaced_states: int = 0
+    rule_events: dict[str, int] = field(default_factory=dict)
+    oldest_ingest_ms: int = 0
+
+
+class Detector:
+    """Applies keyed-topic messages to the rule states of the keys of each partition."""
+
+    CACHE_MAX = 100_000
+
+    def __init__(
+        self,
+        book: RuleBook,
+        table: MutableMapping[bytes, bytes],
+        partitions: int,
+        on_state_error: Callable[[str, Exception], None] | None = None,
+        idle_ms: int = 5_000,
+    ) -> None:
+        self.idle_ms = idle_ms
+        self.book = book
+        self.table = table
+        self.partitions = partitions
+        self._parts: dict[int, _Partition] = {}
+        self._on_state_error = on_state_error
+
+    # -- assignment ---------------------------------------------------------------------
+
+    def forget(self, partition: int) -> None:
+        """Drop what is cached for ``partition`` (revoked, or about to be re-read)."""
+        self._parts.pop(partition, None)
+
+    def forget_all(self) -> None:
+        self._parts.clear()
+
+    def _partition(self, number: int) -> _Partition:
+        part = self._parts.get(number)
+        if part is None:
+            part = self._parts[number] = _Partition(number)
+            raw = self.table.get(progress_key(number))
+            if raw:
+                saved = orjson.loads(raw)
+                part.hw = saved.get("hw", {})
+                part.src_max = saved.get("ts", {})
+                part.src_last = saved.get("last", {})
+                part.now = saved.get("now", 0)
+        if not part.rebuilt:
+            self._rebuild_deadlines(part)
+        return part
+
+    def _rebuild_deadlines(self, part: _Partition) -> None:
+        """Scan the table once for this partition's keys and schedule their deadlines."""
+        part.rebuilt = True
+        runner = self.book.runner
+        for raw_key, raw_value in list(self.table.items()):
+            if raw_key.startswith(RESERVED_PREFIX) or raw_value is None:
+                continue
+            key = raw_key.decode()
+            if partition_for(key, self.partitions) != part.number:
+                continue
+            working = self._decode(key, raw_value)
+            if working is None:
+                continue
+            for name in working.stored.rules:
+                rule = self.book.rules.get(name)
+                if rule is None:
+                    continue
+                state = self._state(working, rule, None)
+                part.deadlines.schedule(name, key, runner.next_deadline(name, state))
+            if len(part.cache) < self.CACHE_MAX:
+                part.cache[key] = working
+
+    # -- keys ---------------------------------------------------------------------------
+
+    def _decode(self, key: str, raw: bytes) -> _Working | None:
+        try:
+            return _Working(key, decode_key_state(raw), in_table=True)
+        except StateCodecError as exc:
+            log.error("unreadable key state dropped", extra={"key": key, "error": str(exc)})
+            if self._on_state_error:
+                self._on_state_error(key, exc)
+            return None
+
+    def _working(self, part: _Partition, key: str) -> _Working:
+        working = part.cache.get(key)
+        if working is None:
+            raw = self.table.get(key.encode())
+            working = self._decode(key, raw) if raw else None
+            if working is None:
+                working = _Working(key, KeyState())
+            if len(part.cache) >= self.CACHE_MAX:
+                part.cache.clear()
+            part.cache[key] = working
+        return working
+
+    def _state(self, working: _Working, rule: Any, outcome: Outcome | None) -> Any:
+        """The decoded state of ``rule`` for this key; fresh when absent or of another version."""
+        name = rule.name
+        live = working.live.get(name)
+        if live is not None and live[0] == rule.version:
+            return live[1]
+        runner = self.book.runner
+        stored = working.stored.rules.get(name)
+        if stored is not None and stored[0] == rule.version and live is None:
+            state = runner.state_from_bytes(name, stored[1])
+        else:
+            replaced = (stored is not None and stored[0] != rule.version) or live is not None
+            if replaced and outcome is not None:
+                outcome.replaced_states += 1
+            state = runner.new_state(name)
+        working.live[name] = (rule.version, state)
+        return state
+
+    # -- messages -----------------------------------------------------------------------
+
+    def handle(self, partition: int, message: Batch | Tick) -> Outcome:
+        part = self._partition(partition)
+        outcome = Outcome(partition)
+        touched: dict[str, _Working] = {}
+        if isinstance(message, Tick):
+            part.now = max(part.now, message.now)
+            for source, ms in message.last.items():
+                if ms > part.src_last.get(source, ms - 1):
+                    part.src_last[source] = ms
+            for name, per_src in message.watermarks.items():
+                mine = part.src_max.setdefault(name, {})
+                for source, ts in per_src.items():
+                    if ts > mine.get(source, ts - 1):
+                        mine[source] = ts
+        else:
+            self._apply_batch(part, message, outcome, touched)
+        self._advance(part, outcome, touched)
+        self._collect_writes(part, outcome, touched)
+        return outcome
+
+    def _apply_batch(
+        self, part: _Partition, batch: Batch, outcome: Outcome, touched: dict[str, _Working]
+    ) -> None:
+        book, runner = self.book, self.book.runner
+        rules = book.rules
+        hw, src_max, src_last = part.hw, part.src_max, part.src_last
+        sources = batch.sources
+        rule_events = outcome.rule_events
+        last: dict[str, int] = {}
+        for item in batch.context:
+            key, src_i, offset, fields = item
+            source = sources[src_i]
+            if offset <= hw.get(source, -1):
+                outcome.duplicates += 1
+                continue
+            last[source] = offset
+            working = self._working(part, key)
+            working.stored.context.update(fields)
+            touched[key] = working
+        for item in batch.events:
+            key, src_i, offset, ingest_ms, routes, event = item
+            source = sources[src_i]
+            if offset <= hw.get(source, -1):
+                outcome.duplicates += 1
+                continue
+            last[source] = offset
+            outcome.events += 1
+            if ingest_ms > part.now:
+                part.now = ingest_ms
+            src_last[source] = ingest_ms
+            if not outcome.oldest_ingest_ms or ingest_ms < outcome.oldest_ingest_ms:
+                outcome.oldest_ingest_ms = ingest_ms
+            working = self._working(part, key)
+            touched[key] = working
+            context = working.stored.context
+            for name, ts, eid, seen in routes:
+                rule = rules.get(name)
+                if rule is None:
+                    continue  # deleted since the ingest routed it
+                if ts is None:
+                    ts = wm = ingest_ms
+                else:
+                    per_src = src_max.get(name)
+                    if per_src is None:
+                        per_src = src_max[name] = {}
+                    if seen > per_src.get(source, seen - 1):
+                        per_src[source] = seen
+                    wm = self._watermark(part, name, rule)
+                rule_events[name] = rule_events.get(name, 0) + 1
+                state = self._state(working, rule, outcome)
+                try:
+                    found = runner.process(
+                        name, state, key, event, ts, context=context, watermark=wm, eid=eid
+                    )
+                except Exception as exc:
+                    log.exception("rule failed on an event", extra={"rule": name, "key": key})
+                    outcome.failed.append((item, source, f"rule {name}: {exc}"))
+                    continue
+                if found:
+                    outcome.detections.extend(found)
+                part.deadlines.schedule(name, key, runner.next_deadline(name, state))
+        for source, offset in last.items():
+            hw[source] = offset
+
+    def _watermark(self, part: _Partition, name: str, rule: Any) -> int | None:
+        """Min over the non-idle source partitions of their max event time, minus the bound."""
+        per_src = part.src_max.get(name)
+        if not per_src:
+            return None
+        if len(per_src) == 1:
+            (base,) = per_src.values()
+        else:
+            now, last, idle = part.now, part.src_last, self.idle_ms
+            live = [ts for src, ts in per_src.items() if now - last.get(src, now) <= idle]
+            base = min(live) if live else max(per_src.values())
+        return base - rule.max_out_of_orderness
+
+    def _advance(self, part: _Partition, outcome: Outcome, touched: dict[str, _Working]) -> None:
+        """Advance every rule's clock; only keys whose deadline passed are touched."""
+        runner = self.book.runner
+        for name in part.deadlines.rules():
+            rule = self.book.rules.get(name)
+            if rule is None:
+                continue
+            if rule.time is None:
+                now = part.now
+            else:
+                wm = self._watermark(part, name, rule)
+                if wm is None:
+                    continue
+                now = wm
+            for key in part.deadlines.pop_due(name, now):
+                working = self._working(part, key)
+                state = self._state(working, rule, outcome)
+                try:
+                    found = runner.advance(name, state, key, now, context=working.stored.context)
+                except Exception:
+                    log.exception("rule failed advancing time", extra={"rule": name, "key": key})
+                    continue
+                if found:
+                    outcome.detections.extend(found)
+                part.deadlines.schedule(name, key, runner.next_deadline(name, state))
+                touched[key] = working
+
+    def _collect_writes(
+        self, part: _Partition, outcome: Outcome, touched: dict[str, _Working]
+    ) -> None:
+        """One write per touched key. A rule state that is idle (nothing but the start run:
+        no partial match, nothing buffered or pending) is not stored, it behaves exactly like
+        a fresh state; a key left with nothing is deleted (or never written)."""
+        runner = self.book.runner
+        rules = self.book.rules
+        for key, working in touched.items():
+            stored = working.stored
+            for name, (version, state) in list(working.live.items()):
+                if name not in rules or getattr(state, "is_idle", False):
+                    del working.live[name]
+                    stored.rules.pop(name, None)
+                else:
+                    stored.rules[name] = (version, runner.state_to_bytes(name, state))
+            if stored:
+                outcome.writes[key.encode()] = encode_key_state(stored)
+                working.in_table = True
+            elif working.in_table:
+                outcome.writes[key.encode()] = None
+                working.in_table = False
+        if touched or outcome.events or outcome.duplicates:
+            outcome.writes[progress_key(part.number)] = orjson.dumps(
+                {"hw": part.hw, "ts": part.src_max, "last": part.src_last, "now": part.now}
+            )
+
+    # -- web view -----------------------------------------------------------------------
+
+    def stored_state(self, key: str) -> KeyState | None:
+        """The key's state as last written (local table), for the web view."""
+        raw = self.table.get(key.encode())
+        if not raw:
+            return None
+        try:
+            return decode_key_state(raw)
+        except StateCodecError:
+            return None
+
+    def deadline_count(self) -> int:
+        return sum(len(p.deadlines) for p in self._parts.values())

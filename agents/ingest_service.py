@@ -1,0 +1,217 @@
+"""The ingest loop on Kafka, and the time ticks.
+
+A plain aiokafka consumer (group ``<app id>-ingest``) reads the source topics of the active
+rules; each poll is routed by :class:`agents.ingest.Ingest` into one message per keyed-topic
+partition plus dead letters, produced, and only then are the source offsets committed (at
+least once: a crash re-sends the poll, and detect skips the source offsets it already applied).
+Polls are pipelined (up to ``MAX_INFLIGHT`` in flight) and committed in order.
+Faust's per-message machinery is paid once per partition and poll, not once per event.
+
+The subscription follows the rules: when a rule with a new source topic is applied the
+consumer re-subscribes.
+
+Every ``KAIROS_TICK_INTERVAL`` seconds a tick goes to every partition of the keyed topic with
+the wall clock and this worker's max event time per rule, so processing-time timeouts fire and
+event-time watermarks advance on partitions (and keys) that receive nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from agents.ingest import Ingest, IngestResult
+from agents.rulebook import RuleBook
+from agents.wire import encode_tick
+from app.settings import Settings
+
+__all__ = ["IngestService"]
+
+log = logging.getLogger("kairos.ingest")
+
+#: Polls produced but not yet acknowledged before the ingest waits for the oldest.
+MAX_INFLIGHT = 4
+
+
+class IngestService:
+    def __init__(
+        self,
+        settings: Settings,
+        book: RuleBook,
+        keyed_topic: str,
+        on_poll: Callable[[IngestResult], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.book = book
+        self.keyed_topic = keyed_topic
+        self.ingest = Ingest(book, settings.partitions)
+        self.on_poll = on_poll
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self._sources: tuple[str, ...] = ()
+        self._stopping = False
+        self.dead_letters = 0
+        self._positions: dict[TopicPartition, int] = {}
+        self._send_lock = asyncio.Lock()
+        self._inflight: deque[tuple[asyncio.Future[Any], dict[TopicPartition, int]]] = deque()
+
+    async def start(self) -> None:
+        self.producer = AIOKafkaProducer(
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=0,
+            max_batch_size=1 << 20,
+            max_request_size=8 << 20,
+            **self.settings.kafka_client_kwargs(),
+        )
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._commit_done(wait=True)
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+
+    def _subscribe(self) -> None:
+        assert self.consumer is not None
+        sources = tuple(sorted(self.book.sources()))
+        if sources == self._sources:
+            return
+        self._sources = sources
+        if sources:
+            self.consumer.subscribe(list(sources))
+            log.info("ingest subscribed", extra={"topics": list(sources)})
+        else:
+            self.consumer.unsubscribe()
+            log.warning("no active rule: ingest reads nothing until a rule is applied")
+
+    async def run(self) -> None:
+        settings = self.settings
+        self.consumer = AIOKafkaConsumer(
+            group_id=f"{settings.app_id}-ingest",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=5,
+            max_poll_records=settings.ingest_batch_max,
+            max_partition_fetch_bytes=4 << 20,
+            metadata_max_age_ms=5000,
+            isolation_level="read_committed",
+            **settings.kafka_client_kwargs(),
+        )
+        await self.consumer.start()
+        generation = -1
+        while not self._stopping:
+            if generation != self.book.generation:
+                generation = self.book.generation
+                self._subscribe()
+            if not self._sources:
+                await asyncio.sleep(0.2)
+                continue
+            polled = await self.consumer.getmany(
+                timeout_ms=100 if not self._inflight else 5, max_records=settings.ingest_batch_max
+            )
+            if polled:
+                await self._process(polled)
+            await self._commit_done()
+
+    async def _process(self, polled: dict[TopicPartition, list]) -> None:
+        assert self.producer is not None and self.consumer is not None
+        records = [
+            (tp.topic, tp.partition, r.offset, r.key, r.value, r.headers)
+            for tp, recs in polled.items()
+            for r in recs
+        ]
+        async with self._send_lock:  # a tick must not overtake this poll's batches
+            await self._route_and_send(polled, records)
+
+    async def _route_and_send(self, polled: dict[TopicPartition, list], records: list) -> None:
+        assert self.producer is not None and self.consumer is not None
+        result = self.ingest.route_poll(records)
+        sends = [
+            await self.producer.send(self.keyed_topic, builder.encode(), partition=p)
+            for p, builder in result.batches.items()
+        ]
+        for dead in result.dead:
+            sends.append(
+                await self.producer.send(
+                    self.settings.dlq_topic,
+                    dead.value,
+                    key=dead.key,
+                    headers=dead.dlq_headers(),
+                )
+            )
+            log.warning(
+                "record dead-lettered",
+                extra={
+                    "reason": dead.reason,
+                    "detail": dead.detail[:500],
+                    "topic": dead.topic,
+                    "partition": dead.partition,
+                    "offset": dead.offset,
+                },
+            )
+        self.dead_letters += len(result.dead)
+        offsets = {tp: recs[-1].offset + 1 for tp, recs in polled.items()}
+        self._inflight.append((asyncio.gather(*sends), offsets))
+        if self.on_poll is not None:
+            self.on_poll(result)
+
+    async def _commit_done(self, wait: bool = False) -> None:
+        """Commit the offsets of the polls whose records Kafka has acknowledged, in order.
+
+        Polls are pipelined: the next poll is routed while the previous one is in flight
+        (at most ``MAX_INFLIGHT``); offsets are committed only once every record of their
+        poll (and of every earlier poll) is acknowledged: at least once.
+        """
+        assert self.consumer is not None
+        ready: dict[TopicPartition, int] = {}
+        inflight = self._inflight
+        while inflight and (wait or inflight[0][0].done() or len(inflight) > MAX_INFLIGHT):
+            sends, offsets = inflight.popleft()
+            await sends  # raises when a record could not be delivered
+            ready.update(offsets)
+        if ready:
+            await self.consumer.commit(ready)
+            self._positions.update(ready)
+
+    def lag(self) -> list[tuple[str, int, int]]:
+        """``(topic, partition, lag)`` of the source partitions this worker ingests."""
+        consumer = self.consumer
+        if consumer is None:
+            return []
+        out = []
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            pos = self._positions.get(tp)
+            if high is not None and pos is not None:
+                out.append((tp.topic, tp.partition, max(0, high - pos)))
+        return out
+
+    async def tick_forever(self) -> None:
+        """Send a tick to every keyed partition each interval (wall clock + max event times)."""
+        assert self.producer is not None
+        interval = self.settings.tick_interval
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            try:
+                async with self._send_lock:
+                    value = encode_tick(
+                        int(time.time() * 1000), self.ingest.max_ts, self.ingest.src_last
+                    )
+                    futures = [
+                        await self.producer.send(self.keyed_topic, value, partition=p)
+                        for p in range(self.settings.partitions)
+                    ]
+                await asyncio.gather(*futures)
+            except Exception:
+                log.exception("tick not sent")

@@ -1,0 +1,122 @@
+"""Messages of the internal keyed topic: event batches and time ticks.
+
+The ingest sends one message per target partition and poll, carrying every event whose key
+hashes to that partition, so Faust's per-message cost is paid once per batch. Keys hash with
+Kafka's murmur2 (what Faust's table routing uses), so the worker that owns a key's partition of
+the keyed topic also owns the key's row in the state table.
+
+Batch::
+
+    {"k": "b",                                            # seen: max event time of the rule
+                                                          # in this source partition so far
+     "s": ["flight-events:0", ...],                       # source topic:partition, by index
+     "e": [[key, src, offset, ingest_ms, [[rule, ts, eid, seen], ...], event], ...],
+     "c": [[key, src, offset, {field: value}], ...]}      # context updates
+
+Tick (one per partition and interval, from every worker)::
+
+    {"k": "t", "t": now_ms, "wm": {rule: {"topic:partition": max event time}},
+     "last": {"topic:partition": wall ms of its last event}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka.partitioner import murmur2
+
+__all__ = ["Batch", "BatchBuilder", "Tick", "decode", "encode_tick", "partition_for"]
+
+_CACHE: dict[tuple[str, int], int] = {}
+_CACHE_MAX = 200_000
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """Kafka's default partition of ``key`` (utf-8) among ``partitions``; memoised."""
+    hit = _CACHE.get((key, partitions))
+    if hit is not None:
+        return hit
+    p = (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()
+    _CACHE[(key, partitions)] = p
+    return p
+
+
+@dataclass
+class Batch:
+    sources: list[str]
+    events: list[list[Any]]
+    context: list[list[Any]]
+
+
+@dataclass
+class Tick:
+    now: int
+    watermarks: dict[str, dict[str, int]]
+    last: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class BatchBuilder:
+    """Collects one poll's events for one partition of the keyed topic."""
+
+    sources: list[str] = field(default_factory=list)
+    events: list[list[Any]] = field(default_factory=list)
+    context: list[list[Any]] = field(default_factory=list)
+    _index: dict[str, int] = field(default_factory=dict)
+
+    def _src(self, source: str) -> int:
+        idx = self._index.get(source)
+        if idx is None:
+            idx = self._index[source] = len(self.sources)
+            self.sources.append(source)
+        return idx
+
+    def add_event(
+        self,
+        key: str,
+        source: str,
+        offset: int,
+        ingest_ms: int,
+        routes: list[list[Any]],
+        raw_event: bytes,
+    ) -> None:
+        """``raw_event`` is the original JSON bytes, embedded without re-encoding."""
+        self.events.append(
+            [key, self._src(source), offset, ingest_ms, routes, orjson.Fragment(raw_event)]
+        )
+
+    def add_context(self, key: str, source: str, offset: int, fields: Mapping[str, Any]) -> None:
+        self.context.append([key, self._src(source), offset, fields])
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.context)
+
+    def encode(self) -> bytes:
+        out: dict[str, Any] = {"k": "b", "s": self.sources, "e": self.events}
+        if self.context:
+            out["c"] = self.context
+        return orjson.dumps(out)
+
+
+def encode_tick(
+    now_ms: int,
+    watermarks: Mapping[str, Mapping[str, int]],
+    last: Mapping[str, int] | None = None,
+) -> bytes:
+    return orjson.dumps({"k": "t", "t": now_ms, "wm": watermarks, "last": last or {}})
+
+
+def decode(value: bytes) -> Batch | Tick:
+    """Decode one keyed-topic message; ValueError when it is neither kind."""
+    msg = orjson.loads(value)
+    kind = msg.get("k") if isinstance(msg, dict) else None
+    if kind == "b":
+        return Batch(msg["s"], msg["e"], msg.get("c", []))
+    if kind == "t":
+        return Tick(int(msg["t"]), dict(msg.get("wm") or {}), dict(msg.get("last") or {}))
+    raise ValueError(f"keyed topic message of unknown kind {kind!r}")

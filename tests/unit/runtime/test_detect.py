@@ -1,0 +1,273 @@
+"""Detect against real rules and an in-memory table: no Kafka, same code path as the agent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agents.detect import Detector, progress_key
+from agents.rulebook import RuleBook
+from agents.wire import Batch, BatchBuilder, Tick, decode, partition_for
+
+A_THEN_B = """
+name: a-then-b
+version: {version}
+source: events
+key: user
+id: id
+time: ts
+within: 1h
+skip: skip_past_last_event
+stages:
+  - name: a
+    where: event.type == '{first}'
+  - name: b
+    after: relaxed
+    where: event.type == 'B'
+emit: {{kind: offer, topic: offers, data: {{first: "stages.a[0].id"}}}}
+"""
+
+IDLE = """
+name: idle-cart
+version: 1
+source: events
+key: user
+id: id
+within: 2s
+stages:
+  - name: carted
+    where: event.type == 'Cart'
+  - name: ordered
+    after: relaxed
+    negate: true
+    where: event.type == 'Order'
+emit: {kind: alert, topic: alerts, data: {cart: "stages.carted[0].id"}}
+"""
+
+PARTS = 4
+
+
+def book_with(*texts: tuple[str, str]) -> RuleBook:
+    book = RuleBook()
+    for name, text in texts:
+        status = book.apply(name, text)
+        assert status.ok, status.errors
+    return book
+
+
+def batch(events: list[dict[str, Any]], *, offset0: int = 0, now: int = 1_000) -> dict[int, Batch]:
+    """Route like the ingest: one Batch per partition (event time = ``ts``)."""
+    out: dict[int, BatchBuilder] = {}
+    seen = 0
+    for i, e in enumerate(events):
+        b = out.setdefault(partition_for(e["user"], PARTS), BatchBuilder())
+        routes = []
+        if "ts" in e:
+            seen = max(seen, e["ts"])
+            routes.append(["a-then-b", e["ts"], e["id"], seen])
+        else:
+            routes.append(["idle-cart", None, e["id"], None])
+        import orjson
+
+        b.add_event(e["user"], "events:0", offset0 + i, now, routes, orjson.dumps(e))
+    return {p: decode(b.encode()) for p, b in out.items()}  # type: ignore[misc]
+
+
+def run(det: Detector, table: dict, batches: dict[int, Any]) -> list[Any]:
+    found = []
+    for p, msg in batches.items():
+        outcome = det.handle(p, msg)
+        found += outcome.detections
+        for k, v in outcome.writes.items():
+            if v is None:
+                table.pop(k, None)
+            else:
+                table[k] = v
+    return found
+
+
+def test_match_across_batches_and_recovery_from_the_table() -> None:
+    table: dict[bytes, bytes] = {}
+    book = book_with(("a-then-b", A_THEN_B.format(version=1, first="A")))
+    det = Detector(book, table, PARTS)
+    assert run(det, table, batch([{"id": "e1", "user": "u1", "type": "A", "ts": 10}])) == []
+    # a new worker: nothing cached, state comes from the table (the changelog)
+    det2 = Detector(book, table, PARTS)
+    found = run(det2, table, batch([{"id": "e2", "user": "u1", "type": "B", "ts": 20}], offset0=1))
+    assert [(d.rule, d.key, d.kind, d.stages, d.data) for d in found] == [
+        ("a-then-b", "u1", "match", {"a": ["e1"], "b": ["e2"]}, {"first": "e1"})
+    ]
+    p = partition_for("u1", PARTS)
+    assert progress_key(p) in table
+
+
+def test_replayed_batch_is_skipped() -> None:
+    table: dict[bytes, bytes] = {}
+    book = book_with(("a-then-b", A_THEN_B.format(version=1, first="A")))
+    det = Detector(book, table, PARTS)
+    events = [
+        {"id": "e1", "user": "u1", "type": "A", "ts": 10},
+        {"id": "e2", "user": "u1", "type": "B", "ts": 20},
+    ]
+    assert len(run(det, table, batch(events))) == 1
+    # the ingest crashed before committing and sends the same poll again
+    (p,) = batch(events)
+    outcome = Detector(book, table, PARTS).handle(p, batch(events)[p])
+    assert outcome.detections == [] and outcome.duplicates == 2
+
+
+def test_processing_time_absence_fires_on_ticks_for_an_idle_key() -> None:
+    table: dict[bytes, bytes] = {}
+    book = book_with(("idle-cart", IDLE))
+    det = Detector(book, table, PARTS)
+    ((p, msg),) = batch([{"id": "c1", "user": "u9", "type": "Cart"}], now=10_000).items()
+    assert det.handle(p, msg).detections == []
+    assert det.handle(p, Tick(11_000, {})).detections == []
+    found = det.handle(p, Tick(12_500, {})).detections
+    assert [(d.key, d.kind, d.stages) for d in found] == [("u9", "match", {"carted": ["c1"]})]
+    assert det.handle(p, Tick(20_000, {})).detections == []  # fires once
+
+
+def test_event_time_watermark_from_ticks_advances_idle_keys() -> None:
+    table: dict[bytes, bytes] = {}
+    absent = IDLE.replace("name: idle-cart", "name: a-then-b").replace(
+        "id: id\n", "id: id\ntime: ts\n"
+    )
+    book = book_with(("a-then-b", absent))
+    det = Detector(book, table, PARTS)
+    ((p, msg),) = batch([{"id": "c1", "user": "u9", "type": "Cart", "ts": 1_000}]).items()
+    assert det.handle(p, msg).detections == []
+    # other keys' events (elsewhere) moved the rule's max event time: the tick carries it
+    found = det.handle(p, Tick(0, {"a-then-b": {"events:0": 3_001}})).detections
+    assert [(d.key, d.kind) for d in found] == [("u9", "match")]
+
+
+def test_replaced_version_drops_partial_matches() -> None:
+    table: dict[bytes, bytes] = {}
+    book = book_with(("a-then-b", A_THEN_B.format(version=1, first="A")))
+    det = Detector(book, table, PARTS)
+    run(det, table, batch([{"id": "e1", "user": "u1", "type": "A", "ts": 10}]))
+    assert book.apply("a-then-b", A_THEN_B.format(version=2, first="X")).ok
+    found = run(
+        det,
+        table,
+        batch(
+            [
+                {"id": "e2", "user": "u1", "type": "B", "ts": 20},  # v1's partial is gone
+                {"id": "e3", "user": "u1", "type": "X", "ts": 30},
+                {"id": "e4", "user": "u1", "type": "B", "ts": 40},
+            ],
+            offset0=1,
+        ),
+    )
+    assert [(d.version, d.stages) for d in found] == [(2, {"a": ["e3"], "b": ["e4"]})]
+
+
+def test_invalid_version_is_rejected_and_the_running_one_stays() -> None:
+    book = book_with(("a-then-b", A_THEN_B.format(version=2, first="A")))
+    status = book.apply(
+        "a-then-b", A_THEN_B.format(version=3, first="A").replace("within: 1h", "within: soon")
+    )
+    assert not status.ok and status.version == 3
+    assert any("within" in e for e in status.errors), status.errors
+    assert book.rules["a-then-b"].version == 2
+    older = book.apply("a-then-b", A_THEN_B.format(version=1, first="A"))
+    assert not older.ok
+    assert older.errors == [
+        "rules-topic:a-then-b: version 1 is older than the running version 2; raise `version` to replace it"
+    ]
+
+
+def test_record_key_must_name_the_rule() -> None:
+    book = RuleBook()
+    status = book.apply("other", A_THEN_B.format(version=1, first="A"))
+    assert not status.ok
+    assert status.errors == [
+        "rules-topic:other: record key is 'other' but the document holds a-then-b"
+    ]
+
+
+@pytest.mark.parametrize("n", [1, 50])
+def test_one_write_per_touched_key_per_message(n: int) -> None:
+    table: dict[bytes, bytes] = {}
+    book = book_with(("a-then-b", A_THEN_B.format(version=1, first="A")))
+    det = Detector(book, table, PARTS)
+    events = [{"id": f"e{i}", "user": "u1", "type": "A", "ts": i} for i in range(n)]
+    ((p, msg),) = batch(events).items()
+    writes = det.handle(p, msg).writes
+    assert set(writes) == {b"u1", progress_key(p)}
+
+
+def _one(user: str, eid: str, type_: str, ts: int, source: str, seen: int, now: int) -> Batch:
+    import orjson
+
+    b = BatchBuilder()
+    b.add_event(user, source, int(eid[1:]), now, [["a-then-b", ts, eid, seen]], orjson.dumps({}))
+    msg = decode(b.encode())
+    assert isinstance(msg, Batch)
+    msg.events[0][5] = {"id": eid, "user": user, "type": type_, "ts": ts}
+    return msg
+
+
+def test_watermark_is_the_min_over_source_partitions_until_one_is_idle() -> None:
+    rule = A_THEN_B.format(version=1, first="A").replace(
+        "within: 1h", "within: 1h\nmax_out_of_orderness: 1s"
+    )
+    book = book_with(("a-then-b", rule))
+    det = Detector(book, {}, PARTS, idle_ms=5_000)
+    p = partition_for("u1", PARTS)
+    # the ingest's ticks announce both source partitions
+    det.handle(p, Tick(900, {"a-then-b": {"t:0": 5_000, "t:1": 5_000}}, {"t:0": 900, "t:1": 900}))
+    # source partition 0 runs far ahead in event time ...
+    det.handle(p, _one("u1", "e1", "C", 100_000, "t:0", 100_000, now=1_000))
+    # ... partition 1's older events are not late: the watermark is min(100 s, 10 s) - 1 s
+    out = det.handle(p, _one("u1", "e2", "A", 10_000, "t:1", 10_000, now=1_100))
+    assert [d.kind for d in out.detections] == []
+    # B waits in the out-of-order buffer until the watermark passes it
+    out = det.handle(p, _one("u1", "e3", "B", 20_000, "t:1", 20_000, now=1_200))
+    assert out.detections == []
+    # partition 1 goes quiet for longer than idle_ms: partition 0 alone sets the watermark
+    out = det.handle(p, Tick(9_000, {}))
+    assert [(d.kind, d.stages) for d in out.detections] == [("match", {"a": ["e2"], "b": ["e3"]})]
+    out = det.handle(p, _one("u1", "e4", "A", 50_000, "t:0", 100_000, now=9_100))
+    assert [d.kind for d in out.detections] == ["late"]
+
+
+def test_context_is_visible_to_conditions() -> None:
+    gold = """
+name: gold
+version: 1
+source: events
+key: user
+id: id
+time: ts
+context: {source: profiles, key: user}
+stages:
+  - name: delayed
+    where: event.type == 'Delay' && has(context.tier) && context.tier == 'gold'
+emit: {kind: offer, topic: offers, data: {tier: context.tier}}
+"""
+    import orjson
+
+    book = book_with(("gold", gold))
+    det = Detector(book, {}, PARTS)
+    b = BatchBuilder()
+    b.add_context("u1", "profiles:0", 0, {"user": "u1", "tier": "gold"})
+    for i, user in enumerate(["u1", "u2"]):
+        e = {"id": f"d{i}", "user": user, "type": "Delay", "ts": 10 + i}
+        b.add_event(user, "events:0", i, 1, [["gold", e["ts"], e["id"], e["ts"]]], orjson.dumps(e))
+    found = det.handle(partition_for("u1", PARTS), decode(b.encode())).detections
+    assert [(d.key, d.data) for d in found] == [("u1", {"tier": "gold"})]
+
+
+def test_same_version_with_another_document_is_rejected() -> None:
+    book = book_with(("a-then-b", A_THEN_B.format(version=1, first="A")))
+    again = book.apply("a-then-b", A_THEN_B.format(version=1, first="A"))
+    assert again.ok  # the same document again (a worker re-publishing its directory)
+    changed = book.apply("a-then-b", A_THEN_B.format(version=1, first="X"))
+    assert not changed.ok
+    assert changed.errors == [
+        "rules-topic:a-then-b: version 1 is already running with a different document; "
+        "raise `version` to replace it"
+    ]

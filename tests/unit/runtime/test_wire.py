@@ -1,0 +1,41 @@
+"""Keyed-topic messages: batches embed the original event bytes; ticks; Kafka's partitioner."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+
+from agents.wire import Batch, BatchBuilder, Tick, decode, encode_tick, partition_for
+
+
+def test_partition_matches_kafka_default_partitioner() -> None:
+    for key in ["P-1042", "passenger-7", "ü-key", "x" * 100]:
+        parts = list(range(12))
+        assert partition_for(key, 12) == DefaultPartitioner()(key.encode(), parts, parts)
+
+
+def test_batch_round_trip() -> None:
+    b = BatchBuilder()
+    b.add_event("P-1", "flights:0", 7, 1000, [["r", 5, "e1", 5]], b'{"type": "A",  "x": 1}')
+    b.add_event("P-2", "flights:1", 3, 1001, [["r", None, None, None]], b'{"type":"B"}')
+    b.add_context("P-1", "customers:0", 2, {"tier": "gold"})
+    msg = decode(b.encode())
+    assert isinstance(msg, Batch)
+    assert msg.sources == ["flights:0", "flights:1", "customers:0"]
+    assert msg.events == [
+        ["P-1", 0, 7, 1000, [["r", 5, "e1", 5]], {"type": "A", "x": 1}],
+        ["P-2", 1, 3, 1001, [["r", None, None, None]], {"type": "B"}],
+    ]
+    assert msg.context == [["P-1", 2, 2, {"tier": "gold"}]]
+    assert len(b) == 3
+
+
+def test_tick_round_trip() -> None:
+    assert decode(encode_tick(5, {"r": {"t:0": 4}}, {"t:0": 3})) == Tick(
+        5, {"r": {"t:0": 4}}, {"t:0": 3}
+    )
+
+
+def test_unknown_message() -> None:
+    with pytest.raises(ValueError, match="unknown kind 'x'"):
+        decode(b'{"k": "x"}')
