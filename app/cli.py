@@ -14,6 +14,9 @@ from collections.abc import Sequence
 # Sub-command modules, in the order ``kairos --help`` lists them.
 COMMANDS: tuple[str, ...] = (
     "app.commands.kafka",
+    "app.commands.worker",
+    "app.commands.demo",
+    "app.commands.simulate",
     "app.commands.rules",
     "app.commands.backtest",
 )
