@@ -68,9 +68,18 @@ class SharedBuffer:
         if node is None:
             return
         node[0] += 1
+        lv = len(version)
         for edge in node[1]:
             ev = edge[1]
-            if ev == version or compatible(version, ev):
+            # ``ev == version or compatible(version, ev)``, inlined (hot)
+            if ev == version:
+                edge[2] += 1
+                continue
+            le = len(ev)
+            if lv > le:
+                if version[:le] == ev:
+                    edge[2] += 1
+            elif lv == le and version[-1] >= ev[-1] and version[:-1] == ev[:-1]:
                 edge[2] += 1
 
     def release_node(self, key: NodeId | None, version: Version) -> None:
@@ -85,9 +94,16 @@ class SharedBuffer:
                 break  # as Flink: stop at the first missing node
             edges = node[1]
             kept = []
+            lv = len(ver)
             for edge in edges:
                 ev = edge[1]
-                if ev == ver or compatible(ver, ev):
+                le = len(ev)
+                # ``ev == ver or compatible(ver, ev)``, inlined (hot)
+                if (
+                    ev == ver
+                    or (lv > le and ver[:le] == ev)
+                    or (lv == le and ver[-1] >= ev[-1] and ver[:-1] == ev[:-1])
+                ):
                     if edge[2] <= 0:
                         released = True
                     else:

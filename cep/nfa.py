@@ -61,6 +61,9 @@ class NFA:
         self.window_times = dict(window_times)
         self.win_prev: list[int | None] = [window_times.get(n) for n in self.names]
         self.has_windows = window_time > 0 or bool(window_times)
+        # only a whole-pattern window: runs are sorted by first event, so the earliest
+        # deadline is the first run's (O(1) instead of a scan)
+        self._first_run_deadline = window_time > 0 and all(w is None for w in self.win_prev)
         self.skip = skip
         self.max_partial_matches = max_partial_matches
         self.pattern = pattern
@@ -98,6 +101,11 @@ class NFA:
             self._fast_spec(i) for i in range(len(self.graph))
         ]
         self.fast_take = [self._fast_take_spec(i) for i in range(len(self.graph))]
+        # per state: (cache key, fn) if a run waiting there is unchanged whenever ``fn(event)``
+        # is false (fast and ignoring); else (None, None). Drives the per-event quick check.
+        self._quick: list[tuple[int | None, Any]] = [
+            (f[0], f[1]) if f is not None and f[2] else (None, None) for f in self.fast
+        ]
         self.stage_names = list(dict.fromkeys(s.stage for s in self.graph))
         self.start_guards = self._start_guards()
         self._waiting_for = [self._waiting_for_stages(i) for i in range(len(self.graph))]
@@ -169,6 +177,20 @@ class NFA:
         """False if ``event`` certainly leaves an idle state unchanged (cheap pre-check)."""
         spec = self.fast[self.start_index]
         return spec is None or bool(spec[1](event))
+
+    def start_new(self, event: Any, timestamp: int) -> tuple[NFAState, list[Match]] | None:
+        """``process`` on a fresh state: ``(state, matches)``, or None if the event leaves a
+        fresh state unchanged (then no state is created)."""
+        key, fn = self._quick[self.start_index]
+        if key is None:
+            st = self.new_state()
+            return st, self.process(st, event, timestamp)
+        if not fn(event):
+            return None
+        st = NFAState(self, [self._start_run])
+        out: list[Match] = []
+        self._process(st, event, timestamp, out, {key: True})
+        return st, out
 
     def next_deadline(self, state: NFAState) -> float | None:
         """Earliest time at which ``advance_time`` can emit for this state, or None."""
@@ -243,24 +265,23 @@ class NFA:
             if timeouts:
                 state.pending_timeouts = [*state.pending_timeouts, *timeouts]
             out.extend(matches)
-        # Quick scan: if every run is fast and ignores this event, nothing changes.
-        fast = self.fast
-        last_key = -1
-        last_r = False
+        # Quick check: if every run is fast and ignores this event, nothing changes.
+        quick = self._quick
+        last = None  # key of the last condition found false
         for cs in state.partial:
-            spec = fast[cs[0]]
-            if spec is None:
+            key, fn = quick[cs[0]]
+            if key is None:
                 break
-            if spec[0] != last_key:
-                last_key = spec[0]
-                last_r = spec[1](event)
-            if last_r or not spec[2]:
-                break
+            if key != last:
+                if fn(event):
+                    break
+                last = key
         else:
             return out
-        self._process(
-            state, event, timestamp, out, {last_key: bool(last_r)} if last_key != -1 else {}
-        )
+        cache: dict[int, bool] = {} if last is None else {last: False}
+        if key is not None:
+            cache[key] = True
+        self._process(state, event, timestamp, out, cache)
         return out
 
     def advance_time(self, state: NFAState, timestamp: int) -> tuple[list[Timeout], list[Match]]:
@@ -281,13 +302,19 @@ class NFA:
         self, state: NFAState, event: Any, ts: int, result: list[Match], cache: dict[int, bool]
     ) -> None:
         fast = self.fast
-        is_final, is_stop = self.is_final, self.is_stop
+        is_final, is_stop, is_start = self.is_final, self.is_stop, self.is_start
         buf = state
         seqbox: list[int] = []
         new_partial: list[CState] = []
         potential: list[CState] = []
         changed = False
-        for cs in state.partial:
+        # Runs come sorted by (first event, arrival) and every run leaves a non-start state
+        # with its own sort key, so the result stays sorted unless a start-state run (which
+        # starts new runs at ``ts``) is not the last run or ``ts`` is older than a kept run.
+        partial = state.partial
+        last = partial[-1] if partial else None
+        unsorted = False
+        for cs in partial:
             spec = fast[cs[0]]
             if spec is not None:
                 r = cache.get(spec[0])
@@ -301,13 +328,29 @@ class NFA:
                         changed = True
                     continue
             changed = True
-            retain: list[CState] = []
-            discard = False
+            if is_start[cs[0]] and not unsorted:
+                if cs is not last:
+                    unsorted = True
+                elif new_partial:
+                    prev = new_partial[-1]
+                    unsorted = prev[5] is None or prev[3] > ts
             nexts = (
                 self._take_fast(state, cs, event, ts, seqbox, cache)
                 if spec is not None
                 else self._compute_next(state, cs, event, ts, seqbox, cache)
             )
+            if len(nexts) == 1:
+                n = nexts[0]
+                t = n[0]
+                if is_final[t]:
+                    potential.append(n)
+                elif is_stop[t]:
+                    buf.release_node(n[1], n[2])
+                else:
+                    new_partial.append(n)
+                continue
+            retain: list[CState] = []
+            discard = False
             for n in nexts:
                 t = n[0]
                 if is_final[t]:
@@ -324,7 +367,8 @@ class NFA:
                 new_partial.extend(retain)
         if not changed:
             return
-        new_partial.sort(key=cs_key)
+        if unsorted:
+            new_partial.sort(key=cs_key)
         if potential or state.completed:
             potential.sort(key=cs_key)
             if self.skip.is_skip_strategy:
@@ -336,9 +380,10 @@ class NFA:
                     if paths:
                         result.append(Match(*buf.materialize(paths[0])))
                     buf.release_node(m[1], m[2])
-        self._cap(state, new_partial)
+        if len(new_partial) + len(state.completed) > self.max_partial_matches + 1:
+            self._cap(state, new_partial)
         state.partial = new_partial
-        state.deadline = self._deadline(new_partial)
+        state.deadline = self._sorted_deadline(new_partial)
 
     def _compute_next(
         self,
@@ -441,20 +486,36 @@ class NFA:
         si, prev_node, version, start_ts, prev_ts, start_seq = cs
         src, target, also_ignore, has_proceed = self.fast_take[si]  # type: ignore[misc]
         is_start = self.is_start[si]
-        out: list[CState] = []
         if not seqbox:
             seqbox.append(state.seq)
             state.seq += 1
         seq = seqbox[0]
-        node = state.put(self.stage[src], seq, event, ts, prev_node, version)
         next_ver = (*version, 0)
+        # ``state.put(...)`` then ``state.lock_node(node, next_ver)``, inlined for a new node.
+        # ``put`` locks ``prev_node`` with ``version`` and the run then releases it with
+        # ``version``: as every buffer entry holds >= 1 reference (entries are removed at 0),
+        # that pair leaves the buffer unchanged, so both are skipped.
+        node = (seq, self.stage[src])
+        nodes = state.nodes
+        entry = nodes.get(node)
+        if entry is None:
+            # the new edge is compatible with next_ver (its prefix): both counts become 1
+            nodes[node] = [1, [[prev_node, version, 1]]]
+            events = state.events
+            ev = events.get(seq)
+            if ev is None:
+                events[seq] = [event, ts, 1]
+            else:
+                ev[2] += 1
+        else:
+            entry[1].append([prev_node, version, 0])
+            state.lock_node(node, next_ver)
         s_seq: int | None
         if is_start:
             s_ts, s_seq = ts, seq
         else:
             s_ts, s_seq = start_ts, start_seq
-        out.append((target, node, next_ver, s_ts, ts, s_seq))
-        state.lock_node(node, next_ver)
+        out: list[CState] = [(target, node, next_ver, s_ts, ts, s_seq)]
         if has_proceed:
             fin = self._final_after_proceed(
                 target, event, state, prev_node, version, ts, None, cache
@@ -462,16 +523,13 @@ class NFA:
             if fin is not None:
                 out.append((fin, node, next_ver, s_ts, ts, s_seq))
                 state.lock_node(node, next_ver)
-        bumped = (*version[:-1], version[-1] + 1)
         if is_start:
-            out.append((si, None, bumped, -1, -1, None))
-        else:
-            if also_ignore:
-                out.append((si, prev_node, bumped, start_ts, prev_ts, start_seq))
-                if prev_node is not None:
-                    state.lock_node(prev_node, bumped)
+            out.append((si, None, (*version[:-1], version[-1] + 1), -1, -1, None))
+        elif also_ignore:
+            bumped = (*version[:-1], version[-1] + 1)
+            out.append((si, prev_node, bumped, start_ts, prev_ts, start_seq))
             if prev_node is not None:
-                state.release_node(prev_node, version)
+                state.lock_node(prev_node, bumped)
         return out
 
     def _final_after_proceed(
@@ -564,6 +622,16 @@ class NFA:
                 drop -= 1
             i -= 1
 
+    def _sorted_deadline(self, partial: list[CState]) -> float:
+        """``_deadline`` of runs known to be sorted by ``cs_key``."""
+        if self._first_run_deadline:
+            if partial:
+                cs = partial[0]
+                if cs[5] is not None:
+                    return cs[3] + self.window_time
+            return _NEVER
+        return self._deadline(partial)
+
     def _deadline(self, partial: list[CState]) -> float:
         if not self.has_windows:
             return _NEVER
@@ -590,6 +658,43 @@ class NFA:
         timeouts: list[Timeout] = []
         new_partial: list[CState] = []
         potential: list[CState] = []
+        if self._first_run_deadline:
+            # runs are sorted by first event: the expired ones are a prefix
+            partial = state.partial
+            is_pending = self.is_pending
+            i = 0
+            for cs in partial:
+                if cs[5] is None or ts - cs[3] < w:
+                    break
+                i += 1
+                if is_pending[cs[0]]:
+                    potential.append(cs)
+                    continue
+                paths = buf.extract(cs[1], cs[2])
+                events, lo, _hi = buf.materialize(paths[0]) if paths else ({}, -1, -1)
+                timeouts.append(Timeout(events, cs[3] + w, lo))
+                buf.release_node(cs[1], cs[2])
+            new_partial = partial[i:]
+        else:
+            self._advance_scan(state, ts, timeouts, new_partial, potential)
+        result: list[Match] = []
+        if potential or state.completed:
+            potential.sort(key=cs_key)
+            new_partial = self._skip_matches(state, potential, new_partial, result)
+        state.partial = new_partial
+        state.deadline = self._sorted_deadline(new_partial)
+        return timeouts, result
+
+    def _advance_scan(
+        self,
+        state: NFAState,
+        ts: int,
+        timeouts: list[Timeout],
+        new_partial: list[CState],
+        potential: list[CState],
+    ) -> None:
+        buf = state
+        w = self.window_time
         for cs in state.partial:
             if cs[5] is None:
                 new_partial.append(cs)
@@ -608,12 +713,6 @@ class NFA:
             at = cs[4] + pw if by_prev and pw is not None else cs[3] + w
             timeouts.append(Timeout(events, at, lo))
             buf.release_node(cs[1], cs[2])
-        result: list[Match] = []
-        potential.sort(key=cs_key)
-        new_partial = self._skip_matches(state, potential, new_partial, result)
-        state.partial = new_partial
-        state.deadline = self._deadline(new_partial)
-        return timeouts, result
 
     def __repr__(self) -> str:
         return f"NFA(states={self.names}, window={self.window_time}, skip={self.skip!r})"

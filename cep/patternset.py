@@ -60,6 +60,7 @@ class PatternSet:
             for field, value in guards:
                 self.index.setdefault(field, {}).setdefault(value, []).append(i)
         self._fields = list(self.index.items())
+        self._one_field = self._fields[0] if len(self._fields) == 1 and not self.always else None
 
     def new_state(self) -> PatternSetState:
         return PatternSetState()
@@ -94,15 +95,61 @@ class PatternSet:
     ) -> list[tuple[str, Match]]:
         out: list[tuple[str, Match]] = []
         live = state.states
-        for i in self.candidates(state, event):
-            nfa = self.nfas[i]
+        if self._one_field is not None and type(event) is dict:
+            # ``candidates`` for the common case: one guarded field, no unguarded pattern
+            field, values = self._one_field
+            try:
+                hits = values.get(event.get(field))
+            except TypeError:  # unhashable value: no guard can equal it
+                hits = None
+            if not live:
+                if not hits:
+                    return out
+                cands = hits
+            elif not hits:
+                cands = sorted(live) if len(live) > 1 else list(live)
+            else:
+                cands = sorted(set(live).union(hits))
+        else:
+            cands = self.candidates(state, event)
+        nfas, names = self.nfas, self.names
+        for i in cands:
+            nfa = nfas[i]
             st = live.get(i)
             if st is None:
-                if not nfa.may_start(event):
+                started = nfa.start_new(event, timestamp)
+                if started is None:
                     continue
-                st = nfa.new_state()
-            for m in nfa.process(st, event, timestamp):
-                out.append((self.names[i], m))
+                st, ms = started
+            else:
+                if timestamp < st.deadline:
+                    # ``NFA.process``'s quick check, inlined: if every run ignores the event
+                    # the state is unchanged (and stays live: a live state is never idle)
+                    quick = nfa._quick
+                    last = None
+                    for cs in st.partial:
+                        key, fn = quick[cs[0]]
+                        if key is None:
+                            break
+                        if key != last:
+                            if fn(event):
+                                break
+                            last = key
+                    else:
+                        continue
+                    # what ``NFA.process`` does next (no time to advance), with the
+                    # conditions already evaluated
+                    cache: dict[int, bool] = {} if last is None else {last: False}
+                    if key is not None:
+                        cache[key] = True
+                    ms = []
+                    nfa._process(st, event, timestamp, ms, cache)
+                else:
+                    ms = nfa.process(st, event, timestamp)
+            if ms:
+                name = names[i]
+                for m in ms:
+                    out.append((name, m))
             partial = st.partial
             if (
                 len(partial) == 1
@@ -123,6 +170,8 @@ class PatternSet:
         matches: list[tuple[str, Match]] = []
         for i in sorted(state.states):
             st = state.states[i]
+            if timestamp < st.deadline and not st.pending_timeouts:
+                continue  # nothing due: advance_time would return nothing and change nothing
             t, m = self.nfas[i].advance_time(st, timestamp)
             timeouts.extend((self.names[i], x) for x in t)
             matches.extend((self.names[i], x) for x in m)
@@ -130,13 +179,14 @@ class PatternSet:
         return timeouts, matches
 
     def next_deadline(self, state: PatternSetState) -> float | None:
-        best: float | None = None
-        nfas = self.nfas
-        for i, st in state.states.items():
-            d = nfas[i].next_deadline(st)
-            if d is not None and (best is None or d < best):
+        best = _INF
+        for st in state.states.values():
+            # ``NFA.next_deadline``, inlined
+            pending = st.pending_timeouts
+            d = min(t.timestamp for t in pending) if pending else st.deadline
+            if d < best:
                 best = d
-        return best
+        return None if best == _INF else best
 
     @staticmethod
     def _keep(state: PatternSetState, i: int, st: NFAState) -> None:
