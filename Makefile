@@ -55,10 +55,10 @@ demo: venv  ## live demo on a real broker (DURATION=seconds, default until Ctrl-
 	fi; \
 	$(BIN)/kairos demo $(if $(DURATION),--duration $(DURATION))
 
-bench: venv  ## run the benchmarks in bench/ (results: BENCHMARKS.md)
-	@set -e; found=0; for f in bench/bench_*.py; do \
-	  [ -e "$$f" ] || continue; found=1; echo "== $$f"; $(BIN)/python "$$f"; done; \
-	if [ $$found = 0 ]; then echo "no bench/bench_*.py yet" >&2; exit 1; fi
+BENCHES ?= engine rules e2e web
+
+bench: venv  ## run the benchmarks (BENCHES="engine rules e2e web"; results: BENCHMARKS.md)
+	@set -e; for b in $(BENCHES); do echo "== bench.$$b"; $(BIN)/python -m bench.$$b; done
 
 kafka-start: venv  ## start a background local Kafka (BROKERS=1)
 	$(BIN)/kairos kafka start --brokers $(or $(BROKERS),1)

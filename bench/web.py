@@ -1,0 +1,317 @@
+"""Web view under load: key lookups while the stream runs, and what they cost the stream.
+
+    .venv/bin/python -m bench.web                      # starts a local broker for the run
+    KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 .venv/bin/python -m bench.web --rate 5000 --lookups 100
+
+One ``kairos worker`` (subprocess, memory store) runs the latency rule of ``bench.e2e``: a paced
+producer sends ``--rate`` events/s, one in ten completes a match whose alert carries the send
+time of the completing event, and a consumer measures produce → alert latency. Rounds
+alternate between
+
+- **stream**: the paced stream alone, and
+- **stream + lookups**: the same stream while a separate process sends ``--lookups``
+  ``GET /api/keys/{key}`` per second (paced, open loop) for keys that hold state (80 %) or do
+  not exist (20 %, answered 404), measuring each request's latency.
+
+Before the rounds, the lookup load runs once with no stream (what the web view itself costs).
+Reported: lookup p50/p99/max (alone, and over all rounds with the stream), and the stream's
+p50/p99 with and without lookups; every alert of a round is waited for, none is dropped. Alternating rounds on the same worker keeps drift (JIT-free Python, but page
+cache, broker segments, other load on the machine) from favouring one side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.e2e import LATENCY_RULE, Worker, create_topics
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50_ms": round(statistics.median(values), 2),
+        "p99_ms": round(pct(values, 0.99), 2),
+        "max_ms": round(max(values), 2),
+    }
+
+
+# -- the paced stream ---------------------------------------------------------------------------
+
+
+async def paced_stream(
+    bootstrap: str, src: str, out: str, rate: int, seconds: float, wait: float = 120.0
+) -> list[float]:
+    """Send ``rate`` events/s for ``seconds`` (one in ten completes a match) and return the
+    produce → alert latency of every match, in ms, waiting up to ``wait`` s for the last one.
+
+    Unlike a fixed grace period, this never drops the slowest alerts from the sample.
+    """
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+    consumer = AIOKafkaConsumer(
+        out,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=5,
+    )
+    await producer.start()
+    await consumer.start()
+    try:
+        await consumer.getmany(timeout_ms=1000)  # positioned at the end before sending
+        run = uuid.uuid4().hex[:8]
+        latencies: dict[str, float] = {}
+        sent_all = asyncio.Event()
+        expected = int(rate * seconds) // 10
+
+        async def read() -> None:
+            while not (sent_all.is_set() and len(latencies) >= expected):
+                batch = await consumer.getmany(timeout_ms=200)
+                now = time.time() * 1000
+                for records in batch.values():
+                    for r in records:
+                        event = orjson.loads(r.value)
+                        if event["subject"].startswith(run):
+                            latencies[event["subject"]] = now - event["data"]["sent"]
+
+        reader = asyncio.create_task(read())
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            user = f"{run}-{i - i % 10}" if i % 10 < 2 else f"{run}-{i}"
+            kind = "A" if i % 10 == 0 else "B" if i % 10 == 1 else "C"
+            now = time.time() * 1000
+            event = {"id": f"{run}-{i}", "user": user, "type": kind, "ts": int(now), "sent": now}
+            await producer.send(src, orjson.dumps(event), key=user.encode())
+        await producer.flush()
+        sent_all.set()
+        try:
+            await asyncio.wait_for(reader, wait)
+        except TimeoutError:
+            raise SystemExit(
+                f"only {len(latencies)} of {expected} alerts arrived {wait:.0f} s after the last "
+                "event"
+            ) from None
+        return list(latencies.values())
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+# -- the lookup load (its own process: its CPU time is not the stream producer's) -------------
+
+
+async def _lookups(base: str, keys: list[str], rate: float, seconds: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    rnd = random.Random(7)
+    connector = aiohttp.TCPConnector(limit=64)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def one(key: str) -> None:
+            t0 = time.perf_counter()
+            async with http.get(f"{base}/api/keys/{key}") as resp:
+                await resp.read()
+            latencies.append((time.perf_counter() - t0) * 1000)
+            status = str(resp.status)
+            statuses[status] = statuses.get(status, 0) + 1
+
+        tasks = []
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            key = rnd.choice(keys) if rnd.random() < 0.8 else f"missing-{i}"
+            tasks.append(asyncio.create_task(one(key)))
+        await asyncio.gather(*tasks)
+    return {"latencies": latencies, "statuses": statuses}
+
+
+def _lookup_process(base: str, keys: list[str], rate: float, seconds: float, out: Any) -> None:
+    out.put(asyncio.run(_lookups(base, keys, rate, seconds)))
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+def drain(worker: Worker, sent: int, timeout: float = 300) -> float:
+    """Wait until the worker has processed ``sent`` events, so rounds do not overlap.
+
+    Returns the seconds waited: more than a moment means the rate was above what the worker
+    sustains, and that round's latencies measure its backlog.
+    """
+    start = time.monotonic()
+    while worker.events_done("bench-latency") < sent:
+        if time.monotonic() - start > timeout:
+            raise SystemExit(
+                f"the worker did not catch up within {timeout:.0f} s; log {worker.log}"
+            )
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def lookups_alone(base: str, keys: list[str], rate: float, seconds: float) -> list[float]:
+    """The lookup load with no stream running: what the web view itself costs."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_lookup_process, args=(base, keys, rate, seconds, queue))
+    proc.start()
+    got = queue.get(timeout=seconds + 60)
+    proc.join(30)
+    return got["latencies"]
+
+
+def known_keys(worker: Worker) -> list[str]:
+    doc = worker.get("/api/matches?limit=1000") or {"detections": []}
+    return sorted({d["subject"] for d in doc["detections"]})
+
+
+def run(bootstrap: str, rate: int, lookups: int, seconds: float, rounds: int, tmp: Path) -> dict:
+    suffix = uuid.uuid4().hex[:6]
+    src, out = f"webb-src-{suffix}", f"webb-out-{suffix}"
+    rules = tmp / "rules"
+    rules.mkdir()
+    (rules / "latency.yaml").write_text(LATENCY_RULE.format(source=src, out=out))
+    asyncio.run(create_topics(bootstrap, [src, out]))
+    worker = Worker(
+        bootstrap,
+        {"KAIROS_APP_ID": f"bench-web-{suffix}", "KAIROS_RULES_DIR": str(rules)},
+        tmp / "worker.log",
+    )
+    base = f"http://127.0.0.1:{worker.port}"
+    stream: dict[str, list[float]] = {"stream": [], "stream + lookups": []}
+    lookup_ms: list[float] = []
+    statuses: dict[str, int] = {}
+    sent = 0
+    catch_up: list[float] = []
+    try:
+        worker.wait_ready()
+        asyncio.run(paced_stream(bootstrap, src, out, 500, 4))  # warm-up: also creates keys
+        sent += 2000
+        drain(worker, sent)
+        keys = known_keys(worker)
+        if not keys:
+            raise SystemExit(f"no detections after the warm-up; log {worker.log}")
+        idle = lookups_alone(base, keys, lookups, seconds)
+        print(f"  lookups alone: {summary(idle)}", file=sys.stderr)
+        for r in range(rounds):
+            for mode in ("stream", "stream + lookups"):
+                proc = None
+                queue: Any = None
+                if mode == "stream + lookups":
+                    queue = mp.get_context("spawn").Queue()
+                    proc = mp.get_context("spawn").Process(
+                        target=_lookup_process, args=(base, keys, lookups, seconds, queue)
+                    )
+                    proc.start()
+                lat = asyncio.run(paced_stream(bootstrap, src, out, rate, seconds))
+                sent += int(rate * seconds)
+                stream[mode] += lat
+                line = f"  round {r + 1} {mode}: stream {summary(lat)}"
+                if proc is not None:
+                    got = queue.get(timeout=seconds + 60)
+                    proc.join(30)
+                    lookup_ms += got["latencies"]
+                    for status, n in got["statuses"].items():
+                        statuses[status] = statuses.get(status, 0) + n
+                    line += f"; lookups {summary(got['latencies'])} {got['statuses']}"
+                print(line, file=sys.stderr)
+                behind = drain(worker, sent)
+                catch_up.append(round(behind, 1))
+                if behind > 1:
+                    print(f"  (the worker needed {behind:.1f} s more to catch up)", file=sys.stderr)
+                keys = known_keys(worker) or keys
+    finally:
+        worker.stop()
+    return {
+        "rate_eps": rate,
+        "lookups_per_s": lookups,
+        "seconds_per_round": seconds,
+        "rounds": rounds,
+        "lookup_alone": summary(idle),
+        "lookup": summary(lookup_ms),
+        "lookup_statuses": statuses,
+        "stream": summary(stream["stream"]),
+        "stream_with_lookups": summary(stream["stream + lookups"]),
+        "catch_up_s": catch_up,
+        "cpus": os.cpu_count(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=int, default=5000, help="stream events/s")
+    parser.add_argument("--lookups", type=int, default=100, help="key lookups/s")
+    parser.add_argument("--seconds", type=float, default=15.0, help="duration of each round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each kind")
+    parser.add_argument("--json", type=Path, help="write the results here too")
+    args = parser.parse_args()
+
+    cluster = None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        from app.kafka import KafkaCluster
+
+        cluster = KafkaCluster(brokers=1)
+        cluster.start()
+        bootstrap = cluster.bootstrap
+    try:
+        with tempfile.TemporaryDirectory(prefix="kairos-bench-web-") as d:
+            print(f"  worker log in {d}", file=sys.stderr)
+            result = run(bootstrap, args.rate, args.lookups, args.seconds, args.rounds, Path(d))
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    s, sl, lk = result["stream"], result["stream_with_lookups"], result["lookup"]
+    rise = (sl["p99_ms"] - s["p99_ms"]) / s["p99_ms"] * 100
+    print()
+    print("| measurement | p50 | p99 | max | samples |")
+    print("|---|---:|---:|---:|---:|")
+    la = result["lookup_alone"]
+    print(
+        f"| key lookup at {args.lookups} req/s, no stream | {la['p50_ms']:.1f} ms | "
+        f"{la['p99_ms']:.1f} ms | {la['max_ms']:.1f} ms | {la['n']} |"
+    )
+    print(
+        f"| key lookup at {args.lookups} req/s (stream at {args.rate:,} ev/s) | "
+        f"{lk['p50_ms']:.1f} ms | {lk['p99_ms']:.1f} ms | {lk['max_ms']:.1f} ms | {lk['n']} |"
+    )
+    for name, r in (("stream alone", s), ("stream with lookups", sl)):
+        print(
+            f"| produce→alert, {name} | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms | "
+            f"{r['max_ms']:.1f} ms | {r['n']} |"
+        )
+    print(f"\nstream p99 change with lookups: {rise:+.1f} %")
+    if args.json:
+        args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
