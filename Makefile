@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.kairos-installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint fmt test test-unit test-kafka demo bench kafka-start kafka-stop kafka-status clean distclean
+.PHONY: help venv lint fmt test test-known-defects test-unit test-kafka demo bench kafka-start kafka-stop kafka-status clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -34,13 +34,16 @@ fmt: venv  ## apply ruff fixes and formatting
 	$(BIN)/ruff format .
 
 test: lint  ## lint, then every test (unit + integration; starts a local Kafka when needed)
-	$(BIN)/pytest tests $(PYTEST_ARGS)
+	$(BIN)/pytest tests -m "not known_defect" $(PYTEST_ARGS)
+
+test-known-defects: venv  ## the tests that reproduce open defects (expected to fail until fixed)
+	$(BIN)/pytest tests -m known_defect $(PYTEST_ARGS)
 
 test-unit: venv  ## tests that need no broker
-	$(BIN)/pytest tests -m "not kafka" $(PYTEST_ARGS)
+	$(BIN)/pytest tests -m "not kafka and not known_defect" $(PYTEST_ARGS)
 
 test-kafka: venv  ## only the broker tests
-	$(BIN)/pytest tests -m kafka $(PYTEST_ARGS)
+	$(BIN)/pytest tests -m "kafka and not known_defect" $(PYTEST_ARGS)
 
 # `make demo [DURATION=30]`: uses $KAFKA_BOOTSTRAP_SERVERS, or starts a local broker for the
 # duration of the demo and stops it afterwards (also on Ctrl-C).

@@ -115,6 +115,34 @@ def _shorten_faust_fetch_wait() -> None:
     thread_cls._kairos_fetch_wait = True  # type: ignore[attr-defined]
 
 
+def _recover_to_the_last_stable_offset() -> None:
+    """Make Faust's table recovery ask the broker where each changelog ends.
+
+    Under exactly_once, faust-streaming 0.15 takes a changelog partition's recovery target
+    from ``AIOKafkaConsumer.last_stable_offset()``: the value seen in the consumer's last
+    fetch response, ``None`` before the first fetch (Faust then takes -1, "empty") and stale
+    after it. A worker taking over partitions thus restored nothing or a prefix of the state
+    table, and the events replayed after the crash ran on fresh engine states: a key whose
+    first stage was applied before the crash never completed its match, so its offer was lost
+    (the killed worker's aborted transaction held it, visible only to ``read_uncommitted``).
+    ``end_offsets`` sends a ListOffsets request with the consumer's isolation level; with
+    ``read_committed`` the broker answers the last stable offset as of now, which is every
+    committed changelog record (a transaction still open belongs to a fenced producer and is
+    aborted). With at_least_once Faust already calls ``end_offsets``.
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    thread_cls = driver.AIOKafkaConsumerThread
+    if getattr(thread_cls, "_kairos_highwaters", False):
+        return
+
+    async def highwaters(self: Any, partitions: list[Any]) -> Any:
+        return await self._ensure_consumer().end_offsets(partitions)
+
+    thread_cls._highwaters = highwaters  # type: ignore[method-assign]
+    thread_cls._kairos_highwaters = True  # type: ignore[attr-defined]
+
+
 def _faust_app(settings: Settings) -> faust.App:
     views = settings.web_faust_views
     return faust.App(
@@ -151,6 +179,7 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
     """Build the worker: Faust app, tables, the detect agent and the Kafka services."""
     settings = settings or Settings.from_env()
     _shorten_faust_fetch_wait()
+    _recover_to_the_last_stable_offset()
     app = _faust_app(settings)
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{settings.web_port}"
     book = RuleBook()

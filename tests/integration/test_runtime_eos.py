@@ -10,11 +10,19 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from tests.fixtures.topics import create_topic
 from tests.integration.runtime_support import KairosWorker, produce_json, read_until
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.slow,
+    # Open defect: across a worker SIGKILL, exactly_once currently loses the offers of the
+    # killed worker's aborted transaction (docs/runtime.md, "Limits, known"). This test proves
+    # it (it fails about two runs in three); `make test-known-defects` runs it.
+    pytest.mark.known_defect(reason="exactly_once loses offers across a worker crash"),
+]
 
 RULE = """
 name: pair
@@ -103,12 +111,12 @@ def test_no_duplicates_for_read_committed_across_a_worker_kill(
                 )
             )
         except AssertionError as exc:
-            # say whether the offers are missing or only not committed (an open transaction)
-            raw = asyncio.run(read_until(bootstrap, out, lambda rs: True, settle=3.0))
             raise AssertionError(
-                f"{exc}\nread_uncommitted sees {len(raw)} records, "
-                f"{len({r.key for r in raw})} distinct keys of {want}; "
-                f"second worker's rules: {second.http_json('/api/rules')}"
+                f"{exc}\n{asyncio.run(_diagnose(bootstrap, out, want))}\n"
+                f"second worker's rules: {second.http_json('/api/rules')}\n"
+                f"coordinator log of app {env['KAIROS_APP_ID']!r}:\n"
+                f"{_coordinator_log(kafka_cluster3, env['KAIROS_APP_ID'])}\n"
+                f"second worker's log:\n{second.tail(60)}"
             ) from None
     finally:
         first.kill()
@@ -117,3 +125,56 @@ def test_no_duplicates_for_read_committed_across_a_worker_kill(
     ids = [e["id"] for e in events]
     assert len(ids) == len(set(ids)) == n1 + n2, f"{len(ids)} offers, {len(set(ids))} distinct"
     assert {e["subject"] for e in events} == {f"k{i}" for i in range(n1 + n2)}
+
+
+async def _diagnose(bootstrap: str, topic: str, want: int) -> str:
+    """Say whether offers are missing or only not committed, per partition of ``topic``.
+
+    A ``read_uncommitted`` reader also returns records of aborted transactions, so it alone
+    cannot tell an open transaction from a lost offer: the last stable offset (LSO, the end
+    offset a ``read_committed`` consumer gets) below the high watermark means a transaction is
+    still open; equal offsets with keys missing from the committed read mean the offers were
+    aborted and never sent again.
+    """
+    committed = await read_until(
+        bootstrap, topic, lambda rs: True, settle=3.0, isolation_level="read_committed"
+    )
+    raw = await read_until(bootstrap, topic, lambda rs: True, settle=3.0)
+    ends: dict[str, dict[Any, int]] = {}
+    for level in ("read_uncommitted", "read_committed"):
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, group_id=None, isolation_level=level
+        )
+        await consumer.start()
+        try:
+            await consumer.getmany(timeout_ms=500)
+            ends[level] = await consumer.end_offsets(sorted(consumer.assignment()))
+        finally:
+            await consumer.stop()
+    seen = {r.key for r in committed}
+    lines = [
+        f"read_committed: {len(committed)} records, {len(seen)} distinct keys of {want}; "
+        f"read_uncommitted: {len(raw)} records, {len({r.key for r in raw})} distinct keys"
+    ]
+    for tp in sorted(ends["read_uncommitted"], key=lambda t: t.partition):
+        high, stable = ends["read_uncommitted"][tp], ends["read_committed"][tp]
+        lost = sorted(
+            (r.offset, r.key.decode())
+            for r in raw
+            if r.partition == tp.partition and r.key not in seen
+        )
+        lines.append(
+            f"partition {tp.partition}: high watermark {high}, last stable offset {stable}"
+            f" ({'transaction open' if stable < high else 'no open transaction'}); "
+            f"{len(lost)} uncommitted-only records, first: {lost[:5]}"
+        )
+    return "\n".join(lines)
+
+
+def _coordinator_log(cluster: Any, app_id: str, lines: int = 40) -> str:
+    """The brokers' log lines about the app's transactional ids (the last ``lines``)."""
+    found = []
+    for node in cluster.nodes:
+        with open(node.log_file, errors="replace") as log:
+            found.extend(line.rstrip() for line in log if app_id in line)
+    return "\n".join(sorted(found)[-lines:])
