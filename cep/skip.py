@@ -9,6 +9,7 @@ matched to stage ``s``. Event ids compare as ``(timestamp, arrival sequence)``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -17,7 +18,7 @@ from cep.errors import SkipError
 EventId = tuple[int, int]  # (timestamp, sequence)
 
 
-class SkipStrategy:
+class SkipStrategy(ABC):
     """Base strategy; build one with the static constructors."""
 
     kind = "no_skip"
@@ -50,11 +51,13 @@ class SkipStrategy:
         """False only for ``no_skip``: matches are then emitted at once, never held back."""
         return True
 
+    @abstractmethod
     def pruning_id(self, matches: list[dict[str, list[EventId]]]) -> EventId | None:
-        raise NotImplementedError
+        """The event id before or at which partial matches are discarded (None: keep all)."""
 
+    @abstractmethod
     def should_prune(self, start: EventId, pruning: EventId) -> bool:
-        raise NotImplementedError
+        """Whether a partial match starting at ``start`` is discarded given ``pruning``."""
 
     def prune(
         self,

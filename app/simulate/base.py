@@ -43,6 +43,30 @@ Event = dict[str, Any]
 
 
 @dataclass
+class EventLog:
+    """The events a scenario plans, numbered in order, with the ids of the noise events."""
+
+    id_prefix: str
+    events: list[Event] = field(default_factory=list)
+    noise: set[str] = field(default_factory=set)
+    counter: int = 0
+
+    def add(self, kind: str, ts: int, is_noise: bool, **fields: object) -> Event:
+        """Append an event ``{event_id, type, ts, **fields}`` and return it."""
+        self.counter += 1
+        ev: Event = {
+            "event_id": f"{self.id_prefix}-{self.counter:07d}",
+            "type": kind,
+            "ts": ts,
+            **fields,
+        }
+        self.events.append(ev)
+        if is_noise:
+            self.noise.add(ev["event_id"])
+        return ev
+
+
+@dataclass
 class Plan:
     """A scenario's events in event time, before arrival order, lateness and malformed input."""
 

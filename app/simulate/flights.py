@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 
-from app.simulate.base import HOUR, MINUTE, Event, Plan, ScenarioSpec, uniform_ms
+from app.simulate.base import HOUR, MINUTE, Event, EventLog, Plan, ScenarioSpec, uniform_ms
 
 SPEC = ScenarioSpec(
     name="flights",
@@ -62,27 +62,14 @@ _COVERAGE = [
 
 
 def plan(rng: random.Random, entities: int, start_ms: int) -> Plan:
-    events: list[Event] = []
-    noise: set[str] = set()
+    log = EventLog(SPEC.id_prefix)
+    events, noise = log.events, log.noise
     expected: dict[str, set[str]] = {rule: set() for rule in SPEC.rule_keys}
     context: list[Event] = []
     keys: list[str] = []
-    counter = 0
 
     def add(kind: str, ts: int, pid: str, is_noise: bool, **fields: object) -> Event:
-        nonlocal counter
-        counter += 1
-        ev: Event = {
-            "event_id": f"{SPEC.id_prefix}-{counter:07d}",
-            "type": kind,
-            "ts": ts,
-            "passenger_id": pid,
-            **fields,
-        }
-        events.append(ev)
-        if is_noise:
-            noise.add(ev["event_id"])
-        return ev
+        return log.add(kind, ts, is_noise, passenger_id=pid, **fields)
 
     for i in range(entities):
         pid = f"P-{i + 1:05d}"

@@ -22,7 +22,17 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from app.simulate.base import DAY, HOUR, MINUTE, SECOND, Event, Plan, ScenarioSpec, uniform_ms
+from app.simulate.base import (
+    DAY,
+    HOUR,
+    MINUTE,
+    SECOND,
+    Event,
+    EventLog,
+    Plan,
+    ScenarioSpec,
+    uniform_ms,
+)
 
 SPEC = ScenarioSpec(
     name="retail",
@@ -69,27 +79,14 @@ _COVERAGE: list[tuple[str, list[str]]] = [
 
 
 def plan(rng: random.Random, entities: int, start_ms: int) -> Plan:
-    events: list[Event] = []
-    noise: set[str] = set()
+    log = EventLog(SPEC.id_prefix)
+    events, noise = log.events, log.noise
     expected: dict[str, set[str]] = {rule: set() for rule in SPEC.rule_keys}
     context: list[Event] = []
     keys: list[str] = []
-    counter = 0
 
     def add(kind: str, ts: int, cid: str, is_noise: bool, **fields: object) -> Event:
-        nonlocal counter
-        counter += 1
-        ev: Event = {
-            "event_id": f"{SPEC.id_prefix}-{counter:07d}",
-            "type": kind,
-            "ts": ts,
-            "customer_id": cid,
-            **fields,
-        }
-        events.append(ev)
-        if is_noise:
-            noise.add(ev["event_id"])
-        return ev
+        return log.add(kind, ts, is_noise, customer_id=cid, **fields)
 
     def product(category: str) -> dict[str, Any]:
         return {
@@ -128,7 +125,7 @@ def plan(rng: random.Random, entities: int, start_ms: int) -> Plan:
                     order_at,
                     cid,
                     False,
-                    order_id=f"O-{counter + 1:07d}",
+                    order_id=f"O-{log.counter + 1:07d}",
                     total=round(sum(p["price"] for p in carts), 2),
                 )
             else:
@@ -165,7 +162,7 @@ def plan(rng: random.Random, entities: int, start_ms: int) -> Plan:
                 order_at,
                 cid,
                 False,
-                order_id=f"O-{counter + 1:07d}",
+                order_id=f"O-{log.counter + 1:07d}",
                 total=last["price"],
             )
             return order_at

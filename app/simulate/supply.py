@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import random
 
-from app.simulate.base import DAY, HOUR, MINUTE, Event, Plan, ScenarioSpec, uniform_ms
+from app.simulate.base import DAY, HOUR, MINUTE, Event, EventLog, Plan, ScenarioSpec, uniform_ms
 
 SPEC = ScenarioSpec(
     name="supply",
@@ -51,29 +51,15 @@ SUPPLIER_STORIES = ("unreliable", "spread", "steady")
 
 
 def plan(rng: random.Random, entities: int, start_ms: int) -> Plan:
-    events: list[Event] = []
-    noise: set[str] = set()
+    log = EventLog(SPEC.id_prefix)
+    events, noise = log.events, log.noise
     expected: dict[str, set[str]] = {rule: set() for rule in SPEC.rule_keys}
     context: list[Event] = []
-    counter = 0
     n_skus = max(4, entities)
     n_suppliers = max(2, n_skus // SKUS_PER_SUPPLIER)
 
     def add(kind: str, ts: int, sku: str, supplier: str, is_noise: bool, **f: object) -> Event:
-        nonlocal counter
-        counter += 1
-        ev: Event = {
-            "event_id": f"{SPEC.id_prefix}-{counter:07d}",
-            "type": kind,
-            "ts": ts,
-            "sku": sku,
-            "supplier_id": supplier,
-            **f,
-        }
-        events.append(ev)
-        if is_noise:
-            noise.add(ev["event_id"])
-        return ev
+        return log.add(kind, ts, is_noise, sku=sku, supplier_id=supplier, **f)
 
     suppliers = [f"SUP-{j + 1:03d}" for j in range(n_suppliers)]
     skus = [f"SKU-{i + 1:05d}" for i in range(n_skus)]
@@ -138,7 +124,7 @@ def plan(rng: random.Random, entities: int, start_ms: int) -> Plan:
                     sku,
                     supplier,
                     False,
-                    po_id=f"PO-{counter + 1:07d}",
+                    po_id=f"PO-{log.counter + 1:07d}",
                     qty=rng.randint(50, 500),
                 )
             elif story == "too_late":
@@ -150,7 +136,7 @@ def plan(rng: random.Random, entities: int, start_ms: int) -> Plan:
                     sku,
                     supplier,
                     False,
-                    shipment_id=f"SH-{counter + 1:07d}",
+                    shipment_id=f"SH-{log.counter + 1:07d}",
                     delay_h=rng.randint(6, 72),
                 )
                 delays[supplier].append(d)
@@ -162,7 +148,7 @@ def plan(rng: random.Random, entities: int, start_ms: int) -> Plan:
                     sku,
                     supplier,
                     False,
-                    po_id=f"PO-{counter + 1:07d}",
+                    po_id=f"PO-{log.counter + 1:07d}",
                     qty=rng.randint(50, 500),
                 )
         for idx, ts in enumerate(readings):
@@ -196,7 +182,7 @@ def plan(rng: random.Random, entities: int, start_ms: int) -> Plan:
                 sku,
                 supplier,
                 True,
-                po_id=f"PO-{counter + 1:07d}",
+                po_id=f"PO-{log.counter + 1:07d}",
                 qty=rng.randint(50, 500),
             )
 
@@ -213,7 +199,7 @@ def plan(rng: random.Random, entities: int, start_ms: int) -> Plan:
                 sku,
                 supplier,
                 False,
-                shipment_id=f"SH-{counter + 1:07d}",
+                shipment_id=f"SH-{log.counter + 1:07d}",
                 delay_h=rng.randint(6, 72),
             )
         verdict = _three_within(
