@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from app.settings import Settings
+from agents.config import RuntimeConfig
 
 __all__ = ["TopicSpec", "ensure_topics"]
 
@@ -17,7 +17,7 @@ log = logging.getLogger("kairos.admin")
 TopicSpec = tuple[str, int, dict[str, str]]  # name, partitions, config
 
 
-async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[str]:
+async def ensure_topics(settings: RuntimeConfig, specs: Iterable[TopicSpec]) -> list[str]:
     """Create every missing topic; return the names created."""
     wanted = {name: (parts, config) for name, parts, config in specs}
     if not wanted:

@@ -27,10 +27,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from agents.config import RuntimeConfig
 from agents.ingest import Ingest, IngestResult
 from agents.rulebook import RuleBook
 from agents.wire import encode_tick
-from app.settings import Settings
 
 __all__ = ["IngestService"]
 
@@ -43,7 +43,7 @@ MAX_INFLIGHT = 4
 class IngestService:
     def __init__(
         self,
-        settings: Settings,
+        settings: RuntimeConfig,
         book: RuleBook,
         keyed_topic: str,
         on_poll: Callable[[IngestResult], None] | None = None,

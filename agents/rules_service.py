@@ -20,8 +20,8 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from agents.config import RuntimeConfig
 from agents.rulebook import RuleBook, RuleStatus
-from app.settings import Settings
 from cep.rules import load_rules, load_rules_text
 
 __all__ = ["RulesService", "publish_rules"]
@@ -30,7 +30,7 @@ log = logging.getLogger("kairos.rules")
 
 
 async def publish_rules(
-    settings: Settings, paths: Sequence[str | Path], producer: AIOKafkaProducer | None = None
+    settings: RuntimeConfig, paths: Sequence[str | Path], producer: AIOKafkaProducer | None = None
 ) -> list[str]:
     """Validate every rule file under ``paths`` and publish each rule; nothing when one is invalid.
 
@@ -58,7 +58,7 @@ async def publish_rules(
 class RulesService:
     """Follows the rules topic into a :class:`RuleBook` and reports each verdict."""
 
-    def __init__(self, settings: Settings, book: RuleBook, worker_id: str) -> None:
+    def __init__(self, settings: RuntimeConfig, book: RuleBook, worker_id: str) -> None:
         self.settings = settings
         self.book = book
         self.worker_id = worker_id
