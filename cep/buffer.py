@@ -162,6 +162,62 @@ class SharedBuffer:
                     stack.append((target, ever, new_path))
         return result
 
+    def pop_private(
+        self, key: NodeId | None, version: Version
+    ) -> tuple[dict[str, list[Any]], int, int] | None:
+        """``materialize(extract(key, version)[0])`` then ``release_node(key, version)``, in
+        one walk, for a run that shares nothing: every node on its path has one reference and
+        one edge, that edge one reference and a compatible version. Returns None (and changes
+        nothing) for any other run; use the three general operations then.
+
+        For such a chain ``extract`` finds exactly that one path and ``release_node`` frees
+        every node of it (each count drops to zero), so the result and the buffer afterwards
+        are the same as the general operations'.
+        """
+        if key is None:
+            return None
+        nodes = self.nodes
+        chain: list[NodeId] = []
+        cur: NodeId | None = key
+        ver = version
+        while cur is not None:
+            node = nodes.get(cur)
+            if node is None or node[0] != 1:
+                return None
+            edges = node[1]
+            if len(edges) != 1:
+                return None
+            edge = edges[0]
+            ev = edge[1]
+            if edge[2] != 1 or not (ev == ver or compatible(ver, ev)):
+                return None
+            chain.append(cur)
+            cur = edge[0]
+            ver = ev
+        events = self.events
+        out: dict[str, list[Any]] = {}
+        lo: int | None = None
+        hi: int | None = None
+        for i in range(len(chain) - 1, -1, -1):
+            k = chain[i]
+            del nodes[k]
+            seq = k[0]
+            entry = events[seq]
+            t = entry[1]
+            if lo is None or t < lo:
+                lo = t
+            if hi is None or t > hi:
+                hi = t
+            lst = out.get(k[1])
+            if lst is None:
+                out[k[1]] = [entry[0]]
+            else:
+                lst.append(entry[0])
+            entry[2] -= 1
+            if entry[2] <= 0:
+                del events[seq]
+        return out, (lo if lo is not None else -1), (hi if hi is not None else -1)
+
     def materialize(self, path: dict[str, list[int]]) -> tuple[dict[str, list[Any]], int, int]:
         """Events of a path, and the timestamps of its first and last event."""
         events = self.events

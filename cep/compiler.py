@@ -13,6 +13,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cep import conditions as c
+from cep.compile_checks import ENDING_STATE_NAME, Checks, _Names
+from cep.compile_conditions import (
+    Conditions,
+    _and,
+    _extend_with_until,
+    _update_with_greedy,
+)
 from cep.errors import MalformedPatternError
 from cep.graph import FINAL, IGNORE, NORMAL, PENDING, PROCEED, START, STOP, State
 from cep.pattern import ConsumingStrategy as CS
@@ -22,31 +29,10 @@ from cep.pattern import QuantifierProperty as QP
 if TYPE_CHECKING:
     from cep.nfa import NFA
 
-ENDING_STATE_NAME = "$endState$"
-STATE_NAME_DELIM = ":"
 
+class _Compiler(Checks, Conditions):
+    """Builds the state graph of one pattern (``compile`` then read ``states``)."""
 
-class _Names:
-    """Unique internal state names (Flink's ``NFAStateNameHandler``)."""
-
-    def __init__(self) -> None:
-        self.used: set[str] = set()
-
-    def check_unique(self, name: str) -> None:
-        if name in self.used:
-            raise MalformedPatternError(f"Duplicate pattern name: {name}. Names must be unique.")
-        self.used.add(name)
-
-    def unique(self, base: str) -> str:
-        counter, candidate = 0, base
-        while candidate in self.used:
-            candidate = f"{base}{STATE_NAME_DELIM}{counter}"
-            counter += 1
-        self.used.add(candidate)
-        return candidate
-
-
-class _Compiler:
     def __init__(self, pattern: Pattern) -> None:
         self.names = _Names()
         self.stop_states: dict[str, State] = {}
@@ -82,35 +68,6 @@ class _Compiler:
                 "NotFollowedBy is not supported without windowTime as a last part of a Pattern!"
             )
 
-    def _check_skip_strategy(self) -> None:
-        name = self.skip.pattern_name
-        if name is None:
-            return
-        p: Pattern = self.current
-        while p.previous is not None and p.name != name:
-            p = p.previous
-        if p.name != name:
-            raise MalformedPatternError(
-                "The pattern name specified in AfterMatchSkipStrategy can not be found in the given Pattern"
-            )
-
-    def _check_name_uniqueness(self) -> None:
-        self.names.check_unique(ENDING_STATE_NAME)
-        p: Pattern | None = self.current
-        while p is not None:
-            self._check_one(p)
-            p = p.previous
-        self.names.used.clear()
-
-    def _check_one(self, p: Pattern) -> None:
-        if isinstance(p, GroupPattern):
-            q: Pattern | None = p.raw_pattern
-            while q is not None:
-                self._check_one(q)
-                q = q.previous
-        else:
-            self.names.check_unique(p.name)
-
     # -- helpers ---------------------------------------------------------------------------
     def _create_state(self, stype: str, is_take: bool = True, name: str | None = None) -> State:
         base = self.current.name if name is None else name
@@ -130,18 +87,6 @@ class _Compiler:
             stop.add_take_self(cond)
             self.stop_states[name] = stop
         return stop
-
-    def _not_conditions(self) -> list[tuple[c.Cond, str]]:
-        out: list[tuple[c.Cond, str]] = []
-        p = self.current
-        while p.previous is not None and (
-            p.previous.quantifier.has(QP.OPTIONAL)
-            or p.previous.quantifier.consuming_strategy == CS.NOT_FOLLOW
-        ):
-            p = p.previous
-            if p.quantifier.consuming_strategy == CS.NOT_FOLLOW:
-                out.append((self._take_condition(p), p.name))
-        return out
 
     def _create_ending_state(self) -> State:
         end = State(self.names.unique(ENDING_STATE_NAME), ENDING_STATE_NAME, FINAL)
@@ -267,25 +212,6 @@ class _Compiler:
             self.current.quantifier.has(QP.OPTIONAL),
         )
 
-    def _set_first_of_loop(self, value: bool) -> None:
-        if isinstance(self.current, GroupPattern):
-            self.first_of_loop[id(self.current)] = value
-
-    def _group_first_of_loop(self) -> bool:
-        return self.first_of_loop.get(id(self.current_group), True)
-
-    def _head_of_group(self, p: Pattern) -> bool:
-        return self.current_group is not None and p.previous is None
-
-    def _is_optional(self, p: Pattern) -> bool:
-        return p.quantifier.has(QP.OPTIONAL)
-
-    def _head_of_optional_group(self, p: Pattern) -> bool:
-        if not self._head_of_group(p):
-            return False
-        assert self.current_group is not None
-        return self._group_first_of_loop() and self.current_group.quantifier.has(QP.OPTIONAL)
-
     def _create_singleton(self, sink: State) -> State:
         return self._create_singleton_full(
             sink,
@@ -391,79 +317,6 @@ class _Compiler:
             looping.add_ignore(ignore_state, ignore)
             self._add_stop_state_to_looping(ignore_state)
         return looping
-
-    def _group_until(self) -> c.Cond | None:
-        g = self.current_group
-        return g.until_condition if g is not None else None
-
-    def _inner_ignore_condition(self, p: Pattern) -> c.Cond | None:
-        strategy = p.quantifier.inner_consuming_strategy
-        if self._head_of_group(p):
-            assert self.current_group is not None
-            strategy = self.current_group.quantifier.inner_consuming_strategy
-        cond = _ignore_for(strategy, p)
-        gu = self._group_until()
-        if gu is not None:
-            cond = _extend_with_until(cond, gu, False)
-        return cond
-
-    def _ignore_condition(self, p: Pattern) -> c.Cond | None:
-        strategy = p.quantifier.consuming_strategy
-        if self._head_of_group(p):
-            assert self.current_group is not None
-            q = self.current_group.quantifier
-            strategy = (
-                q.consuming_strategy if self._group_first_of_loop() else q.inner_consuming_strategy
-            )
-        cond = _ignore_for(strategy, p)
-        gu = self._group_until()
-        if gu is not None:
-            cond = _extend_with_until(cond, gu, False)
-        return cond
-
-    def _take_condition(self, p: Pattern) -> c.Cond:
-        cond = p.condition or c.TRUE
-        gu = self._group_until()
-        if gu is not None:
-            extended = _extend_with_until(cond, gu, True)
-            assert extended is not None
-            cond = extended
-        return cond
-
-    def _true(self) -> c.Cond:
-        gu = self._group_until()
-        if gu is not None:
-            extended = _extend_with_until(c.TRUE, gu, True)
-            assert extended is not None
-            return extended
-        return c.TRUE
-
-
-def _and(a: c.Cond, b: c.Cond) -> c.Cond:
-    out = c.and_(a, b)
-    assert out is not None
-    return out
-
-
-def _ignore_for(strategy: CS, p: Pattern) -> c.Cond | None:
-    if strategy == CS.SKIP_TILL_NEXT:
-        return c.not_(p.condition or c.TRUE)
-    if strategy == CS.SKIP_TILL_ANY:
-        return c.TRUE
-    return None
-
-
-def _extend_with_until(cond: c.Cond | None, until: c.Cond | None, is_take: bool) -> c.Cond | None:
-    if until is not None and cond is not None:
-        return _and(c.not_(until), cond)
-    if until is not None and is_take:
-        return c.not_(until)
-    return cond
-
-
-def _update_with_greedy(state: State, take: c.Cond) -> None:
-    for t in state.transitions:
-        t.cond = _and(t.cond, c.not_(take))
 
 
 def compile_pattern(pattern: Pattern, max_partial_matches: int = 10_000) -> NFA:

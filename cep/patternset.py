@@ -95,7 +95,13 @@ class PatternSet:
     ) -> list[tuple[str, Match]]:
         out: list[tuple[str, Match]] = []
         live = state.states
+        # ``hits``: the patterns whose start guards the event matches; a pattern not among
+        # them cannot start a run with this event, so its start run is left out of the quick
+        # check below (only known when the one-field shortcut computed it)
+        hits: list[int] | None = None
+        guarded = False
         if self._one_field is not None and type(event) is dict:
+            guarded = True
             # ``candidates`` for the common case: one guarded field, no unguarded pattern
             field, values = self._one_field
             try:
@@ -127,7 +133,12 @@ class PatternSet:
                     # the state is unchanged (and stays live: a live state is never idle)
                     quick = nfa._quick
                     last = None
+                    skip_start = -1
+                    if guarded and (hits is None or i not in hits):
+                        skip_start = nfa.start_index
                     for cs in st.partial:
+                        if cs[0] == skip_start:
+                            continue  # the start run: its guard rules the event out
                         key, fn = quick[cs[0]]
                         if key is None:
                             break

@@ -1,0 +1,182 @@
+"""The lookup tables a compiled pattern is run from (built once, shared by every key).
+
+Built from the state graph of :mod:`cep.compiler`: per NFA state its transition rows with
+compiled conditions, whether it is *fast* (only ``TAKE(c)`` and a self ``IGNORE`` with a simple
+``c``: when ``c(event)`` is false a run waiting there is unchanged), the quick-check condition,
+how a fast take is built, and the guards that decide whether an event can start a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cep import conditions as c
+from cep.graph import IGNORE, PROCEED, TAKE, State
+from cep.skip import SkipStrategy
+from cep.state import CState
+
+
+class Tables:
+    """The immutable part of an :class:`~cep.nfa.NFA`: graph, windows and lookup tables."""
+
+    def __init__(
+        self,
+        states: Sequence[State],
+        *,
+        window_time: int,
+        window_times: dict[str, int],
+        skip: SkipStrategy,
+        max_partial_matches: int = 10_000,
+        pattern: Any = None,
+    ) -> None:
+        self.graph = list(states)
+        self.names = [s.name for s in self.graph]
+        self.index = {s.name: i for i, s in enumerate(self.graph)}
+        self.stage = [s.stage for s in self.graph]
+        self.is_start = [s.is_start for s in self.graph]
+        self.is_final = [s.is_final for s in self.graph]
+        self.is_stop = [s.is_stop for s in self.graph]
+        self.is_pending = [s.is_pending for s in self.graph]
+        self.start_index = self.is_start.index(True)
+        self._start_run: CState = (self.start_index, None, (1,), -1, -1, None)
+        self.window_time = window_time
+        self.window_times = dict(window_times)
+        self.win_prev: list[int | None] = [window_times.get(n) for n in self.names]
+        self.has_windows = window_time > 0 or bool(window_times)
+        # only a whole-pattern window: runs are sorted by first event, so the earliest
+        # deadline is the first run's (O(1) instead of a scan)
+        self._first_run_deadline = window_time > 0 and all(w is None for w in self.win_prev)
+        self.skip = skip
+        self.max_partial_matches = max_partial_matches
+        self.pattern = pattern
+        # transition rows: (action, source, target, fn(e, ctx), simple fn, cache key, negated)
+        # cache key: -1 = always true; None = iterative; else id of the (non-negated) condition,
+        # whose value is computed once per event and shared by all runs.
+        self.trans: list[list[tuple[int, int, int, Any, Any, int | None, bool]]] = []
+        for s in self.graph:
+            row = []
+            for t in s.transitions:
+                cond = t.cond
+                neg = False
+                if cond.op == "not" and cond.args[0].is_simple:
+                    cond, neg = cond.args[0], True
+                if cond.op == "true" and not neg:
+                    key: int | None = -1
+                    simple = None
+                elif cond.is_simple:
+                    key, simple = id(cond), c.compile_simple(cond)
+                else:
+                    key, simple, neg = None, None, False
+                row.append(
+                    (
+                        t.action,
+                        self.index[t.source.name],
+                        self.index[t.target.name],
+                        c.compile_cond(t.cond),
+                        simple,
+                        key,
+                        neg,
+                    )
+                )
+            self.trans.append(row)
+        self.fast: list[tuple[int, Any, bool] | None] = [
+            self._fast_spec(i) for i in range(len(self.graph))
+        ]
+        self.fast_take = [self._fast_take_spec(i) for i in range(len(self.graph))]
+        # per state: (cache key, fn) if a run waiting there is unchanged whenever ``fn(event)``
+        # is false (fast and ignoring); else (None, None). Drives the per-event quick check.
+        self._quick: list[tuple[int | None, Any]] = [
+            (f[0], f[1]) if f is not None and f[2] else (None, None) for f in self.fast
+        ]
+        # a fresh state taking an event in ``start_new``: (target, node, start run after), if
+        # the start state's take is inlined, leads to a non-final state and the cap allows 1
+        first_take = self.fast_take[self.start_index]
+        self._first_take: tuple[int, tuple[int, str], CState] | None = None
+        if (
+            first_take is not None
+            and first_take[3]
+            and not self.is_final[first_take[1]]
+            and max_partial_matches >= 1
+        ):
+            self._first_take = (
+                first_take[1],
+                (0, self.stage[first_take[0]]),
+                (self.start_index, None, (2,), -1, -1, None),
+            )
+        self.stage_names = list(dict.fromkeys(s.stage for s in self.graph))
+        self.start_guards = self._start_guards()
+        self._waiting_for = [self._waiting_for_stages(i) for i in range(len(self.graph))]
+
+    def _start_guards(self) -> frozenset[tuple[str, Any]] | None:
+        """(field, value) pairs of which an event must match one to change an idle state."""
+        start = self.graph[self.start_index]
+        found: set[tuple[str, Any]] = set()
+        seen: set[int] = set()
+        stack = [start]
+        while stack:
+            s = stack.pop()
+            if id(s) in seen:
+                continue
+            seen.add(id(s))
+            for t in s.transitions:
+                if t.action == PROCEED:
+                    stack.append(t.target)
+                elif t.action == IGNORE:
+                    if t.target is not start:
+                        return None
+                else:
+                    g = c.guards(t.cond)
+                    if g is None:
+                        return None
+                    found |= g
+        return frozenset(found)
+
+    def _fast_spec(self, i: int) -> tuple[int, Any, bool] | None:
+        s = self.graph[i]
+        takes = [t for t in s.transitions if t.action == TAKE]
+        others = [t for t in s.transitions if t.action != TAKE]
+        if len(takes) != 1 or not takes[0].cond.is_simple:
+            return None
+        take = takes[0].cond
+        self_ignore = False
+        for t in others:
+            if t.action != IGNORE or t.target is not s:
+                return None
+            ok = t.cond.op == "true" or (t.cond.op == "not" and t.cond.args[0] is take)
+            if not ok:
+                return None
+            self_ignore = True
+        return (id(take), c.compile_simple(take), self_ignore or s.is_start)
+
+    def _fast_take_spec(self, i: int) -> tuple[int, int, bool, bool] | None:
+        """For a fast state: (source, target, ignores-also-when-taking, inline), where
+        ``inline``: the target has no PROCEED edge and neither state is a stop state, so a
+        take needs no look past the target (``_process`` builds the new run itself)."""
+        if self.fast[i] is None:
+            return None
+        s = self.graph[i]
+        take = next(t for t in s.transitions if t.action == TAKE)
+        also_ignore = any(t.action == IGNORE and t.cond.op == "true" for t in s.transitions)
+        target = self.index[take.target.name]
+        has_proceed = any(t.action == PROCEED for t in take.target.transitions)
+        inline = not has_proceed and not self.is_stop[target] and not self.is_stop[i]
+        return (self.index[take.source.name], target, also_ignore, inline)
+
+    def _waiting_for_stages(self, i: int) -> list[str]:
+        found: list[str] = []
+        seen: set[int] = set()
+        stack = [i]
+        while stack:
+            cur = stack.pop()
+            if cur in seen:
+                continue
+            seen.add(cur)
+            for action, src, target, *_rest in self.trans[cur]:
+                if action == PROCEED:
+                    stack.append(target)
+                elif action == TAKE and not self.is_stop[target]:
+                    stage = self.stage[src]
+                    if stage not in found:
+                        found.append(stage)
+        return found

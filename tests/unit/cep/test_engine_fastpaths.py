@@ -1,0 +1,152 @@
+"""The engine's shortcuts change nothing: the same NFA with every shortcut switched off (all
+events through Flink's general edge walk, general buffer operations, no quick check, fresh
+states built by ``_process``) gives the same outputs, deadlines and state bytes after every
+step, and a ``PatternSet`` gives what its patterns give when each is run alone on every event.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from cep import NFA, Pattern, PatternSet, SkipStrategy, WithinType, compile_pattern
+from cep.state import NFAState
+
+
+class _GeneralState(NFAState):
+    """A state whose buffer never takes the one-walk path for unshared runs."""
+
+    __slots__ = ()
+
+    def pop_private(self, key: Any, version: Any) -> None:
+        return None
+
+
+def _general(nfa: NFA) -> NFA:
+    n = len(nfa.graph)
+    nfa.fast = [None] * n
+    nfa.fast_take = [None] * n
+    nfa._quick = [(None, None)] * n
+    nfa._first_take = None
+    return nfa
+
+
+def _is(t: str):
+    return lambda e: e["t"] == t
+
+
+def _iterative(e: dict[str, Any], ctx: Any) -> bool:
+    return len(ctx.events_for("b")) < 2 or e["v"] > 3
+
+
+SKIPS = {
+    "no_skip": SkipStrategy.no_skip,
+    "skip_to_next": SkipStrategy.skip_to_next,
+    "skip_past_last_event": SkipStrategy.skip_past_last_event,
+    "skip_to_first_b": lambda: SkipStrategy.skip_to_first("b"),
+    "skip_to_last_b": lambda: SkipStrategy.skip_to_last("b"),
+}
+
+
+def _shapes(skip: str) -> list[Pattern]:
+    def begin() -> Pattern:
+        return Pattern.begin("a", skip=SKIPS[skip]()).where(_is("a"), guard=("t", "a"))
+
+    w = 40
+    return [
+        begin().followed_by("b").where(_is("b")).followed_by("c").where(_is("c")).within(w),
+        begin().followed_by_any("b").where(_is("b")).followed_by("c").where(_is("c")).within(w),
+        begin()
+        .followed_by("b")
+        .where(_is("b"))
+        .one_or_more()
+        .followed_by("c")
+        .where(_is("c"))
+        .within(w),
+        begin()
+        .followed_by("b")
+        .where(_is("b"))
+        .one_or_more()
+        .allow_combinations()
+        .followed_by("c")
+        .where(_is("c"))
+        .within(w),
+        begin().next("b").where(_is("b")).followed_by("c").where(_is("c")).within(w),
+        begin().followed_by("b").where(_is("b")).not_followed_by("c").where(_is("c")).within(w),
+        begin()
+        .followed_by("b")
+        .where(_iterative)
+        .times(1, 3)
+        .followed_by("c")
+        .where(_is("c"))
+        .within(w),
+        begin()
+        .followed_by("b")
+        .where(_is("b"))
+        .within(8, WithinType.PREVIOUS_AND_CURRENT)
+        .followed_by("c")
+        .where(_is("c"))
+        .within(w),
+        begin().followed_by("b").where(_is("b")),
+    ]
+
+
+def _steps(seed: int, n: int) -> list[tuple[str, int, dict[str, Any] | None]]:
+    rnd = random.Random(seed)
+    ts, out = 0, []
+    for i in range(n):
+        ts += rnd.choice([0, 1, 1, 2, 3, 9])
+        if rnd.random() < 0.1:
+            out.append(("advance", ts, None))
+        else:
+            out.append(("event", ts, {"t": rnd.choice("aabbbccdx"), "v": rnd.randrange(6), "i": i}))
+    return out
+
+
+@pytest.mark.parametrize("skip", sorted(SKIPS))
+def test_shortcuts_change_no_output_and_no_state_byte(skip: str) -> None:
+    for k, pattern in enumerate(_shapes(skip)):
+        cap = 4 if k % 2 else 10_000
+        fast = compile_pattern(pattern, max_partial_matches=cap)
+        slow = _general(compile_pattern(pattern, max_partial_matches=cap))
+        fs, ss = fast.new_state(), _GeneralState(slow, [slow._start_run])
+        for step, (kind, ts, ev) in enumerate(_steps(k, 300)):
+            if kind == "advance":
+                got, want = fast.advance_time(fs, ts), slow.advance_time(ss, ts)
+            else:
+                got, want = fast.process(fs, ev, ts), slow.process(ss, ev, ts)
+            where = f"pattern {k}, step {step}"
+            assert repr(got) == repr(want), where
+            assert fast.next_deadline(fs) == slow.next_deadline(ss), where
+            assert fs == ss, where
+            if step % 10 == 0:
+                assert fs.to_bytes() == ss.to_bytes(), where
+
+
+def test_pattern_set_gives_what_each_pattern_gives_alone() -> None:
+    patterns = {f"{skip}{k}": p for skip in SKIPS for k, p in enumerate(_shapes(skip))}
+    alone = {name: _general(compile_pattern(p)) for name, p in patterns.items()}
+    together = PatternSet({name: compile_pattern(p) for name, p in patterns.items()})
+    states = {name: _GeneralState(nfa, [nfa._start_run]) for name, nfa in alone.items()}
+    set_state = together.new_state()
+    seen = 0
+    for kind, ts, ev in _steps(99, 600):
+        want_m: list[tuple[str, Any]] = []
+        want_t: list[tuple[str, Any]] = []
+        for name, nfa in alone.items():
+            if kind == "advance":
+                tos, ms = nfa.advance_time(states[name], ts)
+                want_t += [(name, t) for t in tos]
+            else:
+                ms = nfa.process(states[name], ev, ts)
+            want_m += [(name, m) for m in ms]
+        if kind == "advance":
+            got_t, got_m = together.advance_time(set_state, ts)
+            assert sorted(map(repr, got_t)) == sorted(map(repr, want_t))
+        else:
+            got_m = together.process(set_state, ev, ts)
+        assert sorted(map(repr, got_m)) == sorted(map(repr, want_m))
+        seen += len(want_m) + len(want_t)
+    assert seen > 100  # the stream exercises matches and timeouts, not only idle keys
