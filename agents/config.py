@@ -24,6 +24,8 @@ class RuntimeConfig(Protocol):
     dlq_topic: str
     ingest_batch_max: int
     tick_interval: float
+    session_timeout: float  # seconds: consumer-group session timeout (failover time)
+    heartbeat_interval: float  # seconds
 
     def kafka_client_kwargs(self) -> dict[str, Any]:
         """Connection keyword arguments for an aiokafka client."""

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from agents.config import RuntimeConfig
 from agents.ingest import Ingest, IngestResult
@@ -99,6 +100,8 @@ class IngestService:
         settings = self.settings
         self.consumer = AIOKafkaConsumer(
             group_id=f"{settings.app_id}-ingest",
+            session_timeout_ms=int(settings.session_timeout * 1000),
+            heartbeat_interval_ms=int(settings.heartbeat_interval * 1000),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=5,
@@ -181,8 +184,21 @@ class IngestService:
             await sends  # raises when a record could not be delivered
             ready.update(offsets)
         if ready:
-            await self.consumer.commit(ready)
-            self._positions.update(ready)
+            await self._commit(ready)
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit what this member still owns. After a rebalance took a partition away, its
+        new owner re-reads from the last commit and detect skips what it already applied."""
+        assert self.consumer is not None
+        assigned = self.consumer.assignment()
+        mine = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        try:
+            if mine:
+                await self.consumer.commit(mine)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning("ingest commit skipped: the group rebalanced", extra={"reason": str(exc)})
+            return
+        self._positions.update(mine)
 
     def lag(self) -> list[tuple[str, int, int]]:
         """``(topic, partition, lag)`` of the source partitions this worker ingests."""

@@ -23,6 +23,8 @@ _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 _GUARANTEES = ("at_least_once", "exactly_once")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Faust refuses a session timeout above its broker_request_timeout (90 s by default).
+_MAX_SESSION_TIMEOUT = 90.0
 
 
 class SettingsError(ValueError):
@@ -85,6 +87,19 @@ class Settings:
         "KAIROS_PROCESSING_GUARANTEE",
         "at_least_once",
         "at_least_once, or exactly_once (Kafka transactions; needs 3 brokers).",
+    )
+    session_timeout: float = _env(
+        "KAIROS_SESSION_TIMEOUT",
+        10.0,
+        "Seconds without a heartbeat after which Kafka drops a worker from the consumer groups "
+        "and moves its partitions (failover time after a crash); within the broker's "
+        "group.min/max.session.timeout.ms (6 s to 30 min by default).",
+    )
+    heartbeat_interval: float = _env(
+        "KAIROS_HEARTBEAT_INTERVAL",
+        3.0,
+        "Seconds between a worker's heartbeats to its group coordinator; below "
+        "KAIROS_SESSION_TIMEOUT (a third of it is usual).",
     )
     web_port: int = _env("KAIROS_WEB_PORT", 6066, "HTTP port of the web view.")
     web_host: str = _env(
@@ -202,6 +217,16 @@ class Settings:
         if self.standby_replicas < 0:
             raise SettingsError(
                 f"KAIROS_STANDBY_REPLICAS must be >= 0, got {self.standby_replicas}"
+            )
+        if not 0 < self.session_timeout <= _MAX_SESSION_TIMEOUT:
+            raise SettingsError(
+                f"KAIROS_SESSION_TIMEOUT must be in (0, {_MAX_SESSION_TIMEOUT:.0f}] seconds "
+                f"(Faust's broker request timeout), got {self.session_timeout}"
+            )
+        if not 0 < self.heartbeat_interval < self.session_timeout:
+            raise SettingsError(
+                f"KAIROS_HEARTBEAT_INTERVAL must be > 0 and below KAIROS_SESSION_TIMEOUT "
+                f"({self.session_timeout} s; a third of it is usual), got {self.heartbeat_interval}"
             )
         if not 0 < self.tick_interval <= 60:
             raise SettingsError(

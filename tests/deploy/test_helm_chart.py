@@ -139,6 +139,7 @@ def test_schema_validation_catches_a_misspelt_field(render) -> None:
         (("kafka.bootstrapServers=kafka",), "/kafka/bootstrapServers"),
         (("kairos.paritions=12",), "paritions"),
         (("rules.files.notes\\.txt=x",), "notes.txt"),
+        (("kairos.sessionTimeout=120",), "/kairos/sessionTimeout"),
     ],
 )
 def test_values_schema_rejects_bad_values(helm: Helm, sets: tuple[str, ...], message: str) -> None:
@@ -161,6 +162,10 @@ def test_values_schema_rejects_bad_values(helm: Helm, sets: tuple[str, ...], mes
         (
             ("autoscaling.enabled=true", "autoscaling.minReplicas=4", "autoscaling.maxReplicas=2"),
             "autoscaling.minReplicas (4) is above autoscaling.maxReplicas (2)",
+        ),
+        (
+            ("kairos.sessionTimeout=6", "kairos.heartbeatInterval=6"),
+            "kairos.heartbeatInterval (6) must be below kairos.sessionTimeout (6)",
         ),
     ],
 )

@@ -142,4 +142,7 @@ app.kubernetes.io/part-of: kairos
 {{- if and .Values.autoscaling.enabled (not .Values.autoscaling.targetCPU) (not .Values.autoscaling.targetMemory) -}}
 {{- fail "autoscaling.enabled needs a metric: set autoscaling.targetCPU and/or autoscaling.targetMemory" -}}
 {{- end -}}
+{{- if ge (float64 .Values.kairos.heartbeatInterval) (float64 .Values.kairos.sessionTimeout) -}}
+{{- fail (printf "kairos.heartbeatInterval (%v) must be below kairos.sessionTimeout (%v); a third of it is usual" .Values.kairos.heartbeatInterval .Values.kairos.sessionTimeout) -}}
+{{- end -}}
 {{- end -}}
