@@ -3,28 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from agents.actions import LiveFeed
 from agents.detect import Detector
 from agents.rulebook import RuleBook
 from agents.rules_service import RulesService
 from cep.rules import load_rules_text
 
-__all__ = ["RuntimeProvider"]
+__all__ = ["DetectionFeed", "RuntimeProvider"]
+
+
+class DetectionFeed(Protocol):
+    """Recent and live detections (:class:`agents.feed.ClusterFeed`: the whole cluster's)."""
+
+    def query(self, rule: str | None, kind: str | None, limit: int) -> list[dict[str, Any]]: ...
+
+    def subscribe(self) -> AsyncIterator[dict[str, Any]]: ...
 
 
 class RuntimeProvider:
-    """Answers the web view from this worker's rule book, tables and live feed."""
+    """Answers the web view from this worker's rule book and tables (key lookups, rules)
+    and from the cluster's detection feed (recent detections, the live stream)."""
 
     def __init__(
         self,
         book: RuleBook,
         detector: Detector,
         history: Any,
-        feed: LiveFeed,
+        feed: DetectionFeed,
         rules_service: RulesService,
         state_table_name: str,
         readiness: Callable[[], tuple[bool, str]],

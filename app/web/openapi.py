@@ -410,6 +410,9 @@ def _paths() -> dict[str, Any]:
         "/api/matches": {
             "get": {
                 "summary": "Recent detections (offers and alerts from matches and timeouts), newest first.",
+                "description": "The whole cluster's detections, whichever worker answers: every "
+                "worker reads the rules' output topics and keeps the newest 1000, ordered by the "
+                "time the owning worker produced them.",
                 "tags": ["detections"],
                 "security": _READ_SECURITY,
                 "parameters": [
@@ -492,7 +495,8 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "summary": "Detections as they happen (Server-Sent Events).",
                 "description": "First an `event: hello` naming the worker, then one "
-                "`event: detection` per detection with a CloudEvent as data. Browsers "
+                "`event: detection` per detection of the whole cluster (read back from the "
+                "rules' output topics), with a CloudEvent as data. Browsers "
                 "(EventSource cannot send headers) may pass the read token as ?access_token=.",
                 "tags": ["detections"],
                 "security": _READ_SECURITY,

@@ -10,6 +10,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 
+import aiohttp
 import pytest
 
 from agents.wire import partition_for
@@ -23,12 +24,12 @@ SOURCE = f"route-src-{SUFFIX}"
 PARTITIONS = 4
 
 
-def keys_on_every_partition(per_partition: int = 2) -> list[str]:
+def keys_on_every_partition(per_partition: int = 2, prefix: str = "k") -> list[str]:
     """Keys covering every partition of the keyed topic, so both workers own some."""
     chosen: dict[int, list[str]] = {p: [] for p in range(PARTITIONS)}
     n = 0
     while any(len(v) < per_partition for v in chosen.values()):
-        key = f"k{n}-{SUFFIX}"
+        key = f"{prefix}{n}-{SUFFIX}"
         bucket = chosen[partition_for(key, PARTITIONS)]
         if len(bucket) < per_partition:
             bucket.append(key)
@@ -151,3 +152,80 @@ def test_the_owner_is_the_worker_holding_the_partition(
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(req, timeout=10)
         assert err.value.code == 401
+
+
+def matches(worker: KairosWorker) -> list[dict]:
+    req = urllib.request.Request(
+        f"{url(worker)}/api/matches?rule=route-pair&kind=offer&limit=1000",
+        headers={"Authorization": "Bearer route-read"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())["detections"]
+
+
+async def _sse(resp: aiohttp.ClientResponse) -> tuple[str, str]:
+    name, data = "message", ""
+    while True:
+        line = (await resp.content.readline()).decode().rstrip("\r\n")
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data += line[5:].strip()
+        elif line == "" and data:
+            return name, data
+
+
+async def _offers(resp: aiohttp.ClientResponse, count: int) -> dict[str, dict]:
+    """The next ``count`` detections of an open stream, by key."""
+    got: dict[str, dict] = {}
+    while len(got) < count:
+        name, data = await _sse(resp)
+        if name == "detection":
+            event = json.loads(data)
+            got[event["subject"]] = event
+    return got
+
+
+async def test_every_worker_shows_the_detections_of_the_whole_cluster(
+    workers: tuple[KairosWorker, KairosWorker],
+) -> None:
+    """Each worker detects only for the keys it owns; both show all of them, recent and live."""
+    a, b = workers
+    warm = f"warm-{SUFFIX}"
+    await produce_json(
+        a.bootstrap,
+        SOURCE,
+        [{"id": f"{warm}-{t}", "user": warm, "type": t} for t in ("Open", "Pay")],
+        key="user",
+    )
+    # once both show the first offer, both feeds follow the offers topic
+    deadline = time.monotonic() + 90
+    while not all(any(e["subject"] == warm for e in matches(w)) for w in (a, b)):
+        assert time.monotonic() < deadline, "the first offer never showed on both workers"
+        await asyncio.sleep(0.5)
+
+    keys = keys_on_every_partition(prefix="pair")
+    events = [{"id": f"{k}-{t}", "user": k, "type": t} for t in ("Open", "Pay") for k in keys]
+    query = "?rule=route-pair&kind=offer&access_token=route-read"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{url(a)}/api/stream{query}") as stream_a,
+        http.get(f"{url(b)}/api/stream{query}") as stream_b,
+    ):
+        assert stream_a.status == stream_b.status == 200
+        for stream, worker in ((stream_a, a), (stream_b, b)):
+            name, data = await asyncio.wait_for(_sse(stream), 30)
+            assert (name, json.loads(data)) == ("hello", {"worker": url(worker)})
+        await produce_json(a.bootstrap, SOURCE, events, key="user")
+        live_a, live_b = await asyncio.wait_for(
+            asyncio.gather(_offers(stream_a, len(keys)), _offers(stream_b, len(keys))), 60
+        )
+
+    assert set(live_a) == set(live_b) == set(keys)
+    assert live_a == live_b
+    # the offers were made by both workers: each key's owner made its offer
+    owners = {key: lookup(a, key)[1] for key in keys}
+    assert set(owners.values()) == {url(a), url(b)}, owners
+    for worker in (a, b):
+        recent = {e["subject"]: e for e in matches(worker)}
+        assert {k: recent.get(k) for k in keys} == live_a
