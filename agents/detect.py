@@ -21,13 +21,19 @@ Per partition it keeps:
   committing is recognised and skipped, so the state sees each source record once.
 
 The clocks and ``hw`` live in the table too, under the reserved key ``\\x00p<partition>``
-(written to that partition's changelog like every other key of the batch).
+(written to that partition's changelog like every other key).
+
+Writes are coalesced: :meth:`Detector.handle` only marks the keys it touched as dirty;
+:meth:`Detector.flush` serialises each dirty key once, plus the progress record, however many
+messages touched it since the previous flush. The caller decides when to flush (see
+:mod:`agents.writer`) and must not let the keyed topic's offsets be committed past a message
+whose state has not been flushed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +63,7 @@ class _Working:
     stored: KeyState
     live: dict[str, tuple[int, Any]] = field(default_factory=dict)
     in_table: bool = False
+    partials: dict[str, int] = field(default_factory=dict)  # rule -> partial matches, as counted
 
 
 @dataclass
@@ -69,15 +76,17 @@ class _Partition:
     src_last: dict[str, int] = field(default_factory=dict)  # source -> wall ms of last event
     now: int = 0
     rebuilt: bool = False
+    dirty: dict[str, _Working] = field(default_factory=dict)  # touched since the last flush
+    progress_dirty: bool = False
+    partials: dict[str, int] = field(default_factory=dict)  # rule -> partial matches
 
 
 @dataclass
 class Outcome:
-    """What one message produced: detections to send, then keys to write."""
+    """What one message produced: detections to send (its keys are now dirty)."""
 
     partition: int
     detections: list[Any] = field(default_factory=list)
-    writes: dict[bytes, bytes | None] = field(default_factory=dict)
     events: int = 0
     duplicates: int = 0
     failed: list[tuple[list[Any], str, str]] = field(default_factory=list)  # (item, source, error)
@@ -90,6 +99,8 @@ class Detector:
     """Applies keyed-topic messages to the rule states of the keys of each partition."""
 
     CACHE_MAX = 100_000
+    #: Events applied between two yields of :meth:`steps` (the caller lets other tasks run).
+    YIELD_EVERY = 256
 
     def __init__(
         self,
@@ -109,11 +120,18 @@ class Detector:
     # -- assignment ---------------------------------------------------------------------
 
     def forget(self, partition: int) -> None:
-        """Drop what is cached for ``partition`` (revoked, or about to be re-read)."""
+        """Drop what is cached for ``partition`` (revoked, or about to be re-read).
+
+        Changes not flushed are dropped with it: the caller flushes first, or lets the
+        keyed-topic messages since the last flush be read again."""
         self._parts.pop(partition, None)
 
     def forget_all(self) -> None:
         self._parts.clear()
+
+    def cached_partitions(self) -> list[int]:
+        """Partitions with cached state."""
+        return list(self._parts)
 
     def _partition(self, number: int) -> _Partition:
         part = self._parts.get(number)
@@ -149,6 +167,7 @@ class Detector:
                     continue
                 state = self._state(working, rule, None)
                 part.deadlines.schedule(name, key, runner.next_deadline(name, state))
+                self._count_partials(part, working, name, state)
             if len(part.cache) < self.CACHE_MAX:
                 part.cache[key] = working
 
@@ -166,12 +185,14 @@ class Detector:
     def _working(self, part: _Partition, key: str) -> _Working:
         working = part.cache.get(key)
         if working is None:
-            raw = self.table.get(key.encode())
-            working = self._decode(key, raw) if raw else None
+            working = part.dirty.get(key)
             if working is None:
-                working = _Working(key, KeyState())
+                raw = self.table.get(key.encode())
+                working = self._decode(key, raw) if raw else None
+                if working is None:
+                    working = _Working(key, KeyState())
             if len(part.cache) >= self.CACHE_MAX:
-                part.cache.clear()
+                part.cache = dict(part.dirty)  # not flushed yet: the table is behind them
             part.cache[key] = working
         return working
 
@@ -196,8 +217,17 @@ class Detector:
     # -- messages -----------------------------------------------------------------------
 
     def handle(self, partition: int, message: Batch | Tick) -> Outcome:
-        part = self._partition(partition)
+        """Apply one keyed-topic message; its keys become dirty (see :meth:`flush`)."""
         outcome = Outcome(partition)
+        for _ in self.steps(partition, message, outcome):
+            pass
+        return outcome
+
+    def steps(self, partition: int, message: Batch | Tick, outcome: Outcome) -> Iterator[None]:
+        """:meth:`handle` as a generator that yields every :attr:`YIELD_EVERY` events, so an
+        async caller can let other tasks (web lookups) run inside a long batch. The partition
+        must not be handled or flushed by anyone else until the generator is exhausted."""
+        part = self._partition(partition)
         touched: dict[str, _Working] = {}
         if isinstance(message, Tick):
             part.now = max(part.now, message.now)
@@ -210,20 +240,24 @@ class Detector:
                     if ts > mine.get(source, ts - 1):
                         mine[source] = ts
         else:
-            self._apply_batch(part, message, outcome, touched)
+            yield from self._apply_batch(part, message, outcome, touched)
         self._advance(part, outcome, touched)
-        self._collect_writes(part, outcome, touched)
-        return outcome
+        part.dirty.update(touched)
+        if touched or outcome.events or outcome.duplicates:
+            part.progress_dirty = True
 
     def _apply_batch(
         self, part: _Partition, batch: Batch, outcome: Outcome, touched: dict[str, _Working]
-    ) -> None:
+    ) -> Iterator[None]:
         book, runner = self.book, self.book.runner
         rules = book.rules
         hw, src_max, src_last = part.hw, part.src_max, part.src_last
         sources = batch.sources
         rule_events = outcome.rule_events
         last: dict[str, int] = {}
+        scheduled: dict[tuple[str, str], Any] = {}  # (rule, key) -> state: deadlines at the end
+        every = self.YIELD_EVERY
+        countdown = every
         for item in batch.context:
             key, src_i, offset, fields = item
             source = sources[src_i]
@@ -242,6 +276,10 @@ class Detector:
                 continue
             last[source] = offset
             outcome.events += 1
+            countdown -= 1
+            if not countdown:
+                countdown = every
+                yield
             if ingest_ms > part.now:
                 part.now = ingest_ms
             src_last[source] = ingest_ms
@@ -275,7 +313,10 @@ class Detector:
                     continue
                 if found:
                     outcome.detections.extend(found)
-                part.deadlines.schedule(name, key, runner.next_deadline(name, state))
+                scheduled[name, key] = state
+        deadlines = part.deadlines
+        for (name, key), state in scheduled.items():
+            deadlines.schedule(name, key, runner.next_deadline(name, state))
         for source, offset in last.items():
             hw[source] = offset
 
@@ -319,37 +360,78 @@ class Detector:
                 part.deadlines.schedule(name, key, runner.next_deadline(name, state))
                 touched[key] = working
 
-    def _collect_writes(
-        self, part: _Partition, outcome: Outcome, touched: dict[str, _Working]
-    ) -> None:
-        """One write per touched key. A rule state that is idle (nothing but the start run:
-        no partial match, nothing buffered or pending) is not stored, it behaves exactly like
-        a fresh state; a key left with nothing is deleted (or never written)."""
+    def _count_partials(self, part: _Partition, working: _Working, name: str, state: Any) -> None:
+        count = getattr(state, "partial_match_count", 0)
+        before = working.partials.get(name, 0)
+        if count != before:
+            part.partials[name] = part.partials.get(name, 0) + count - before
+            working.partials[name] = count
+
+    def flush(self, partition: int) -> dict[bytes, bytes | None]:
+        """The writes that persist ``partition``'s changes since the last flush: one value per
+        dirty key (None: delete) and, last, the partition's progress record.
+
+        A rule state that is idle (nothing but the start run: no partial match, nothing
+        buffered or pending) is not stored, it behaves exactly like a fresh state; a key left
+        with nothing is deleted (or never written)."""
+        part = self._parts.get(partition)
+        writes: dict[bytes, bytes | None] = {}
+        if part is None:
+            return writes
         runner = self.book.runner
         rules = self.book.rules
-        for key, working in touched.items():
+        for key, working in part.dirty.items():
             stored = working.stored
             for name, (version, state) in list(working.live.items()):
+                self._count_partials(part, working, name, state if name in rules else None)
                 if name not in rules or getattr(state, "is_idle", False):
                     del working.live[name]
                     stored.rules.pop(name, None)
                 else:
                     stored.rules[name] = (version, runner.state_to_bytes(name, state))
             if stored:
-                outcome.writes[key.encode()] = encode_key_state(stored)
+                writes[key.encode()] = encode_key_state(stored)
                 working.in_table = True
             elif working.in_table:
-                outcome.writes[key.encode()] = None
+                writes[key.encode()] = None
                 working.in_table = False
-        if touched or outcome.events or outcome.duplicates:
-            outcome.writes[progress_key(part.number)] = orjson.dumps(
+        part.dirty.clear()
+        if part.progress_dirty:
+            part.progress_dirty = False
+            writes[progress_key(part.number)] = orjson.dumps(
                 {"hw": part.hw, "ts": part.src_max, "last": part.src_last, "now": part.now}
             )
+        return writes
+
+    def dirty(self, partition: int) -> int:
+        """Keys of ``partition`` changed since its last flush."""
+        part = self._parts.get(partition)
+        return len(part.dirty) if part else 0
+
+    def partial_matches(self) -> dict[str, int]:
+        """Partial matches per rule over the cached partitions, as of each key's last flush."""
+        total: dict[str, int] = {}
+        for part in self._parts.values():
+            for name, n in part.partials.items():
+                total[name] = total.get(name, 0) + n
+        return total
 
     # -- web view -----------------------------------------------------------------------
 
     def stored_state(self, key: str) -> KeyState | None:
-        """The key's state as last written (local table), for the web view."""
+        """The key's current state for the web view: from memory when it changed since the
+        last flush, else as last written to the local table."""
+        part = self._parts.get(partition_for(key, self.partitions))
+        working = part.dirty.get(key) if part else None
+        if working is not None:
+            runner, rules = self.book.runner, self.book.rules
+            snapshot = KeyState(dict(working.stored.rules), dict(working.stored.context))
+            for name, (version, state) in working.live.items():
+                if name not in rules or getattr(state, "is_idle", False):
+                    snapshot.rules.pop(name, None)
+                else:
+                    snapshot.rules[name] = (version, runner.state_to_bytes(name, state))
+            return snapshot if snapshot else None
         raw = self.table.get(key.encode())
         if not raw:
             return None

@@ -18,10 +18,6 @@ from tests.integration.runtime_support import KairosWorker, produce_json, read_u
 pytestmark = [
     pytest.mark.kafka,
     pytest.mark.slow,
-    # Open defect: across a worker SIGKILL, exactly_once currently loses the offers of the
-    # killed worker's aborted transaction (docs/runtime.md, "Limits, known"). This test proves
-    # it (it fails about two runs in three); `make test-known-defects` runs it.
-    pytest.mark.known_defect(reason="exactly_once loses offers across a worker crash"),
 ]
 
 RULE = """

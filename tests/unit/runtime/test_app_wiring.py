@@ -42,3 +42,21 @@ def test_exactly_once_and_store_reach_faust() -> None:
     rt = runtime_for({"KAIROS_PROCESSING_GUARANTEE": "exactly_once", "KAIROS_STORE": "rocksdb://"})
     assert rt.app.conf.processing_guarantee.value == "exactly_once"
     assert rt.app.conf.store.scheme == "rocksdb"
+
+
+async def test_a_flush_sets_the_partial_matches_gauge() -> None:
+    from app.metrics import METRICS
+    from tests.unit.runtime.test_detect import A_THEN_B, batch
+
+    rt = runtime_for({"KAIROS_PARTITIONS": "4"})
+    assert rt.book.apply("a-then-b", A_THEN_B.format(version=1, first="A")).ok
+    store: dict[bytes, bytes] = {}
+    rt.detector.table = store  # a plain dict for the local lookups; the flush is faked below
+    for p, msg in batch(
+        [{"id": f"e{i}", "user": f"gauge{i}", "type": "A", "ts": i} for i in range(3)]
+    ).items():
+        rt.detector.handle(p, msg)
+    for p in range(4):
+        rt.detector.flush(p)
+    rt.writer.on_flush()
+    assert b'kairos_partial_matches{rule="a-then-b"} 3.0' in METRICS.render()

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from agents.detect import Detector, progress_key
+from agents.detect import Detector, Outcome, progress_key
 from agents.rulebook import RuleBook
 from agents.wire import Batch, BatchBuilder, Tick, decode, partition_for
 
@@ -79,12 +79,16 @@ def run(det: Detector, table: dict, batches: dict[int, Any]) -> list[Any]:
     for p, msg in batches.items():
         outcome = det.handle(p, msg)
         found += outcome.detections
-        for k, v in outcome.writes.items():
-            if v is None:
-                table.pop(k, None)
-            else:
-                table[k] = v
+        apply(table, det.flush(p))
     return found
+
+
+def apply(table: dict, writes: dict[bytes, bytes | None]) -> None:
+    for k, v in writes.items():
+        if v is None:
+            table.pop(k, None)
+        else:
+            table[k] = v
 
 
 def test_match_across_batches_and_recovery_from_the_table() -> None:
@@ -195,8 +199,10 @@ def test_one_write_per_touched_key_per_message(n: int) -> None:
     det = Detector(book, table, PARTS)
     events = [{"id": f"e{i}", "user": "u1", "type": "A", "ts": i} for i in range(n)]
     ((p, msg),) = batch(events).items()
-    writes = det.handle(p, msg).writes
+    det.handle(p, msg)
+    writes = det.flush(p)
     assert set(writes) == {b"u1", progress_key(p)}
+    assert det.flush(p) == {}  # nothing changed since
 
 
 def _one(user: str, eid: str, type_: str, ts: int, source: str, seen: int, now: int) -> Batch:
@@ -271,3 +277,95 @@ def test_same_version_with_another_document_is_rejected() -> None:
         "rules-topic:a-then-b: version 1 is already running with a different document; "
         "raise `version` to replace it"
     ]
+
+
+def test_writes_are_coalesced_and_equal_per_message_flushes() -> None:
+    """Many messages, one flush: one value per key, the same bytes as flushing each message."""
+    book = book_with(("a-then-b", A_THEN_B.format(version=1, first="A")))
+    events = [
+        {"id": f"e{i}", "user": f"u{i % 3}", "type": "AB"[i % 2], "ts": i * 10} for i in range(30)
+    ]
+    msgs = [batch([e], offset0=i) for i, e in enumerate(events)]
+    each: dict[bytes, bytes] = {}
+    det_each = Detector(book, each, PARTS)
+    found_each = [d for m in msgs for d in run(det_each, each, m)]
+    once: dict[bytes, bytes] = {}
+    det_once = Detector(book, once, PARTS)
+    found_once = [
+        d for m in msgs for p, msg in m.items() for d in det_once.handle(p, msg).detections
+    ]
+    assert once == {}  # nothing written before the flush
+    writes = {}
+    for p in range(PARTS):
+        w = det_once.flush(p)
+        assert len(w) == len({k for k in w})  # one value per key
+        writes.update(w)
+    apply(once, writes)
+    assert [d.id for d in found_once] == [d.id for d in found_each] and found_once
+    # the same keys and partial matches (byte-equality does not hold: a per-message flush
+    # drops idle states, which restarts their sequence counters)
+    assert set(once) == set(each)
+    runner = book.runner
+    for key in once:
+        if key.startswith(b"\x00"):
+            assert once[key] == each[key]
+            continue
+        a, b = det_once.stored_state(key.decode()), det_each.stored_state(key.decode())
+        assert a is not None and b is not None and a.rules.keys() == b.rules.keys()
+        for name in a.rules:
+            runs = [
+                runner.describe_state(name, runner.state_from_bytes(name, s.rules[name][1]))
+                for s in (a, b)
+            ]
+            assert runs[0] == runs[1]
+
+
+def test_unflushed_state_is_visible_to_lookups_and_kept_when_the_cache_is_full() -> None:
+    table: dict[bytes, bytes] = {}
+    book = book_with(("a-then-b", A_THEN_B.format(version=1, first="A")))
+    det = Detector(book, table, PARTS)
+    det.CACHE_MAX = 1
+    ((p, msg),) = batch([{"id": "e1", "user": "u1", "type": "A", "ts": 10}]).items()
+    det.handle(p, msg)
+    assert table == {}
+    stored = det.stored_state("u1")
+    assert stored is not None and "a-then-b" in stored.rules
+    # other keys of the same partition overflow the cache: u1's unflushed state survives
+    others = [u for u in (f"x{i}" for i in range(200)) if partition_for(u, PARTS) == p][:5]
+    for i, user in enumerate(others):
+        det.handle(
+            p, batch([{"id": f"o{i}", "user": user, "type": "C", "ts": 11}], offset0=1 + i)[p]
+        )
+    found = det.handle(p, batch([{"id": "e2", "user": "u1", "type": "B", "ts": 20}], offset0=9)[p])
+    assert [d.stages for d in found.detections] == [{"a": ["e1"], "b": ["e2"]}]
+
+
+def test_partial_match_counts_follow_the_flushes() -> None:
+    table: dict[bytes, bytes] = {}
+    book = book_with(("a-then-b", A_THEN_B.format(version=1, first="A")))
+    det = Detector(book, table, PARTS)
+    run(
+        det,
+        table,
+        batch([{"id": f"e{i}", "user": f"u{i}", "type": "A", "ts": i} for i in range(4)]),
+    )
+    assert det.partial_matches() == {"a-then-b": 4}
+    run(det, table, batch([{"id": "f0", "user": "u0", "type": "B", "ts": 10}], offset0=4))
+    assert det.partial_matches() == {"a-then-b": 3}
+    # a new owner counts what it recovers from the table
+    det2 = Detector(book, table, PARTS)
+    for p in range(PARTS):
+        det2.handle(p, Tick(0, {}))
+    assert det2.partial_matches() == {"a-then-b": 3}
+
+
+def test_steps_yield_inside_a_long_batch() -> None:
+    table: dict[bytes, bytes] = {}
+    book = book_with(("a-then-b", A_THEN_B.format(version=1, first="A")))
+    det = Detector(book, table, PARTS)
+    det.YIELD_EVERY = 10
+    events = [{"id": f"e{i}", "user": "u1", "type": "C", "ts": i} for i in range(35)]
+    ((p, msg),) = batch(events).items()
+    outcome = Outcome(p)
+    assert sum(1 for _ in det.steps(p, msg, outcome)) == 3
+    assert outcome.events == 35

@@ -1,0 +1,111 @@
+"""StateWriter: the order of sends, writes and acks, and when it flushes (no Kafka)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from agents.detect import Detector, progress_key
+from agents.writer import StateWriter
+from tests.unit.runtime.test_detect import A_THEN_B, PARTS, batch, book_with
+
+
+class Log:
+    """Records writes and acks in the order they happen."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, Any]] = []
+        self.tables: dict[str, dict[bytes, bytes]] = {"state": {}, "history": {}}
+
+    async def write(self, table: str, partition: int, key: bytes, value: bytes | None) -> None:
+        self.steps.append(("write", (table, key)))
+        if value is None:
+            self.tables[table].pop(key, None)
+        else:
+            self.tables[table][key] = value
+
+    async def ack(self, event: Any) -> None:
+        self.steps.append(("ack", event))
+
+
+def setup(**kwargs: Any) -> tuple[Detector, StateWriter, Log]:
+    log = Log()
+    book = book_with(("a-then-b", A_THEN_B.format(version=1, first="A")))
+    det = Detector(book, log.tables["state"], PARTS)
+    writer = StateWriter(
+        det, log.write, log.tables["history"].get, log.ack, history_size=5, **kwargs
+    )
+    return det, writer, log
+
+
+def apply(det: Detector, writer: StateWriter, events: list[dict[str, Any]], offset0: int) -> int:
+    ((p, msg),) = batch(events, offset0=offset0).items()
+    det.handle(p, msg)
+    return p
+
+
+async def test_sends_are_acknowledged_before_the_state_and_messages_acked_after_it() -> None:
+    det, writer, log = setup()
+    sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    p = apply(det, writer, [{"id": "e1", "user": "u1", "type": "A", "ts": 1}], 0)
+    writer.add(p, [sent], [(b"u1", {"id": "x1"})], "m1")
+    p = apply(det, writer, [{"id": "e2", "user": "u1", "type": "C", "ts": 2}], 1)
+    writer.add(p, [], [], "m2")
+    flush = asyncio.ensure_future(writer.flush())
+    await asyncio.sleep(0.01)
+    assert not flush.done() and log.steps == []  # the detection is not acknowledged yet
+    sent.set_result(None)
+    await flush
+    assert log.steps == [
+        ("write", ("state", b"u1")),  # once for two messages
+        ("write", ("state", progress_key(p))),
+        ("write", ("history", b"u1")),
+        ("ack", "m1"),
+        ("ack", "m2"),
+    ]
+    assert writer.flushes == 1 and not writer.due()
+
+
+async def test_a_refused_detection_writes_nothing_and_acks_nothing() -> None:
+    det, writer, log = setup()
+    refused: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    refused.set_exception(RuntimeError("broker said no"))
+    p = apply(det, writer, [{"id": "e1", "user": "u1", "type": "A", "ts": 1}], 0)
+    writer.add(p, [refused], [], "m1")
+    with pytest.raises(RuntimeError, match="broker said no"):
+        await writer.flush()
+    assert log.steps == []
+
+
+async def test_revocation_flushes_without_acking() -> None:
+    det, writer, log = setup()
+    p = apply(det, writer, [{"id": "e1", "user": "u1", "type": "A", "ts": 1}], 0)
+    writer.add(p, [], [], "m1")
+    await writer.flush([p], ack=False)
+    assert [s[0] for s in log.steps] == ["write", "write"]
+    assert not writer.due()
+
+
+async def test_exactly_once_does_not_wait_for_sends() -> None:
+    det, writer, log = setup(wait_for_sends=False)
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    p = apply(det, writer, [{"id": "e1", "user": "u1", "type": "A", "ts": 1}], 0)
+    writer.add(p, [never], [], None)
+    await asyncio.wait_for(writer.flush([p]), 1)
+    assert [s[1][1] for s in log.steps] == [b"u1", progress_key(p)]
+
+
+async def test_due_after_max_messages_or_the_interval() -> None:
+    _det, writer, _log = setup(interval=0.05, max_messages=3)
+    assert not writer.due()
+    writer.add(0, [], [], "m1")
+    assert not writer.due()
+    await asyncio.sleep(0.06)
+    assert writer.due()
+    _det, writer, _log = setup(interval=60, max_messages=3)
+    for i in range(3):
+        assert not writer.due()
+        writer.add(0, [], [], f"m{i}")
+    assert writer.due()
