@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalOperation, ProducerFenced
 from mode import Service
 
 from agents.actions import to_records
@@ -55,6 +56,10 @@ from tables.definitions import (
 __all__ = ["Runtime", "create_runtime"]
 
 log = logging.getLogger("kairos.worker")
+
+#: Errors of a transactional producer whose partition moved to another worker (fenced) or whose
+#: transaction Faust ended on revocation: under exactly_once the message is simply not committed.
+LOST_TRANSACTION = (ProducerFenced, IllegalOperation)
 
 #: Broker long-poll of the worker's Faust consumer (ms); Faust hard-codes 1500.
 FAUST_FETCH_MAX_WAIT_MS = 10
@@ -364,15 +369,29 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
                 outcome = Outcome(partition)
                 for _ in detector.steps(partition, message, outcome):
                     await asyncio.sleep(0)  # let web lookups in during long batches
-                records, sent = await _send_outcome(runtime, outcome)
-                writer.add(
-                    partition,
-                    sent,
-                    ((r.key, r.cloudevent) for r in records),
-                    None if per_message else event,
-                )
-                if per_message or writer.due():
-                    await _flush(runtime, [partition] if per_message else None)
+                try:
+                    records, sent = await _send_outcome(runtime, outcome)
+                    writer.add(
+                        partition,
+                        sent,
+                        ((r.key, r.cloudevent) for r in records),
+                        None if per_message else event,
+                    )
+                    if per_message or writer.due():
+                        await _flush(runtime, [partition] if per_message else None)
+                except LOST_TRANSACTION as exc:
+                    if not settings.exactly_once:
+                        raise
+                    # Another worker owns the partition now (it fenced this producer) or
+                    # Faust ended the partition's transaction on revocation: nothing of this
+                    # message is committed, and the new owner reads it again.
+                    log.warning(
+                        "keyed partition lost its transaction; its work here is dropped",
+                        extra={"partition": partition, "reason": repr(exc)},
+                    )
+                    writer.drop(partition)
+                    detector.forget(partition)
+                    continue
             _count(runtime, outcome)
 
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
@@ -514,6 +533,8 @@ async def _flush(runtime: Runtime, partitions: list[int] | None) -> None:
     try:
         await runtime.writer.flush(partitions)
     except Exception as exc:
+        if runtime.settings.exactly_once and isinstance(exc, LOST_TRANSACTION):
+            raise  # the detect agent drops the partition's work: another worker owns it
         log.exception("detections not delivered; stopping the worker")
         await runtime.app.crash(exc)
         raise

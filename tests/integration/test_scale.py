@@ -365,9 +365,10 @@ def test_exactly_once_read_committed_sees_no_duplicate_across_a_kill(
     "'Can't send messages while not in transaction' after taking over partitions"
 )
 def test_exactly_once_matches_the_backtest_across_a_kill(eos_run: dict[str, Any]) -> None:
-    """Nothing lost under exactly_once either. Open defect (docs/runtime.md, "Limits, known"):
-    in 1 of 3 runs a survivor's detect agent kept failing after taking over partitions, so
-    processing of them stopped. `make test-known-defects` runs this."""
+    """Nothing lost under exactly_once either. Open (docs/runtime.md, "Limits, known"): a
+    survivor fenced out of a moved partition used to stop the whole worker; the detect agent
+    now drops that partition's work, with few runs behind the fix yet. `make
+    test-known-defects` runs this."""
     got, expected = eos_run["got"], eos_run["expected"]
     assert not eos_run["drain_error"], eos_run["drain_error"]
     received = {e["id"] for e in got}
