@@ -193,7 +193,11 @@ def _seek_streams_before_delivery() -> None:
         return
 
     async def perform_seek(self: Any) -> None:
-        self.stop_flow()  # the caller resumes it after flow_control.resume() cleared the queues
+        # From recovery the flow runs: stop it (the caller resumes it after the queue clear).
+        # From getmany it is already stopped: never stop it here then, or a recovery that
+        # resumed the flow meanwhile to read the changelogs would wait for records forever.
+        if self.flow_active:
+            self.stop_flow()
         committed = await self.seek_to_committed()
         changelogs = self.app.tables.changelog_topics
         unpositioned = [

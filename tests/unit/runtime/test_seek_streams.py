@@ -93,3 +93,14 @@ def test_latest_reset_seeks_to_the_end() -> None:
     consumer = FakeConsumer({TP(KEYED, 2): None}, reset="latest")
     _perform_seek(consumer)
     assert ("seek", TP(KEYED, 2), 100) in consumer.calls
+
+
+def test_a_seek_with_the_flow_already_stopped_never_stops_it_again() -> None:
+    """getmany seeks while the flow is stopped; recovery may resume the flow meanwhile to read
+    the changelogs, and a second stop would leave it waiting for records forever."""
+    _seek_streams_before_delivery()
+    consumer = FakeConsumer({TP(KEYED, 0): 5})
+    consumer.flow_active = False
+    asyncio.run(Consumer.perform_seek(consumer))  # type: ignore[arg-type]
+    assert "stop_flow" not in consumer.calls
+    assert consumer.calls[0] == ("seek_to_committed", False)
