@@ -5,7 +5,7 @@
 
 Topics: replication 3 (min.insync.replicas 2 on the cluster the benchmark starts), 6 keyed
 partitions, 6 source partitions; the rule is a 3-stage sequence per user (tests/integration/
-scale_support.RULE). Workers are ``kairos worker`` subprocesses (memory store, at_least_once).
+runtime_support.ABC_RULE). Workers are ``kairos worker`` subprocesses (memory store, at_least_once).
 
 1. **throughput** for 1, 2, 3 workers (``--workers``): the workers join first (every keyed
    partition owned), then ``--events`` events are produced in one burst; events/s from the

@@ -25,6 +25,29 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNNING = '"msg":"worker running"'
 
 
+#: A three-stage A -> B -> C rule per user: the recovery, flush and scale tests share it.
+ABC_RULE = """
+name: abc
+version: 1
+source: {source}
+key: user
+id: id
+time: ts
+within: 1h
+skip: skip_past_last_event
+stages:
+  - name: a
+    where: event.type == 'A'
+  - name: b
+    after: relaxed
+    where: event.type == 'B'
+  - name: c
+    after: relaxed
+    where: event.type == 'C'
+emit: {{kind: offer, topic: {out}, data: {{a: "stages.a[0].id", c: "stages.c[0].id"}}}}
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

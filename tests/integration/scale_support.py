@@ -27,30 +27,11 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.protocol.admin import AlterConfigsRequest
 
 from tests.fixtures.topics import create_topic
-from tests.integration.runtime_support import KairosWorker
+from tests.integration.runtime_support import ABC_RULE, KairosWorker
 
 ASSIGNED = '"msg":"keyed partitions assigned"'
 
-RULE = """
-name: abc
-version: 1
-source: {source}
-key: user
-id: id
-time: ts
-within: 1h
-skip: skip_past_last_event
-stages:
-  - name: a
-    where: event.type == 'A'
-  - name: b
-    after: relaxed
-    where: event.type == 'B'
-  - name: c
-    after: relaxed
-    where: event.type == 'C'
-emit: {{kind: offer, topic: {out}, data: {{a: "stages.a[0].id", c: "stages.c[0].id"}}}}
-"""
+RULE = ABC_RULE
 
 BASE_TS = 1_700_000_000_000
 

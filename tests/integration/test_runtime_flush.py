@@ -17,8 +17,8 @@ import pytest
 
 from cep.rules import RuleRunner, load_rules_text
 from cep.rules.backtest import run_backtest
-from tests.integration.runtime_support import KairosWorker, produce_json, read_until
-from tests.integration.test_runtime_recovery import RULE, setup
+from tests.integration.runtime_support import ABC_RULE, KairosWorker, produce_json, read_until
+from tests.integration.test_runtime_recovery import setup
 
 pytestmark = [pytest.mark.kafka]
 
@@ -45,7 +45,7 @@ def phases() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 def expected(source: str, out: str, events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     found: list[dict[str, Any]] = []
     run_backtest(
-        RuleRunner(load_rules_text(RULE.format(source=source, out=out), "abc.yaml")),
+        RuleRunner(load_rules_text(ABC_RULE.format(source=source, out=out), "abc.yaml")),
         [orjson.dumps(e) for e in events],
         lambda d: found.append(d.to_cloudevent()),
         topic=source,

@@ -15,6 +15,7 @@ from cep.rules import RuleRunner, load_rules_text
 from cep.rules.backtest import run_backtest
 from tests.fixtures.topics import create_topic
 from tests.integration.runtime_support import (
+    ABC_RULE,
     KairosWorker,
     cloudevents,
     produce_json,
@@ -23,34 +24,13 @@ from tests.integration.runtime_support import (
 
 pytestmark = pytest.mark.kafka
 
-RULE = """
-name: abc
-version: 1
-source: {source}
-key: user
-id: id
-time: ts
-within: 1h
-skip: skip_past_last_event
-stages:
-  - name: a
-    where: event.type == 'A'
-  - name: b
-    after: relaxed
-    where: event.type == 'B'
-  - name: c
-    after: relaxed
-    where: event.type == 'C'
-emit: {{kind: offer, topic: {out}, data: {{a: "stages.a[0].id", c: "stages.c[0].id"}}}}
-"""
-
 
 def setup(tmp: Path, bootstrap: str, source_partitions: int = 1) -> tuple[dict[str, str], str, str]:
     suffix = uuid.uuid4().hex[:8]
     source, out = f"src-{suffix}", f"out-{suffix}"
     rules = tmp / "rules"
     rules.mkdir()
-    (rules / "abc.yaml").write_text(RULE.format(source=source, out=out))
+    (rules / "abc.yaml").write_text(ABC_RULE.format(source=source, out=out))
     asyncio.run(create_topic(bootstrap, source, partitions=source_partitions))
     env = {
         "KAIROS_APP_ID": f"rec-{suffix}",
@@ -135,7 +115,7 @@ def test_two_workers_split_the_partitions_and_emit_exactly_the_backtest_set(
 ) -> None:
     env, source, out = setup(tmp_path, kafka_bootstrap)
     events = scripted(600, 40, seed=11)
-    rule = load_rules_text(RULE.format(source=source, out=out), "abc.yaml")
+    rule = load_rules_text(ABC_RULE.format(source=source, out=out), "abc.yaml")
     expected: list[dict[str, Any]] = []
     run_backtest(
         RuleRunner(rule),
