@@ -178,6 +178,18 @@ class Api:
             return forwarded
         state = await self.provider.key_state(key)
         served_by = {SERVED_BY: self.router.identity}
+        ready, why = self.provider.ready()
+        if state is None and not ready:
+            # This worker owns the key but may not have read its state back yet (a takeover
+            # or a restart): "unknown" is not known yet.
+            raise Problem(
+                503,
+                f"This worker owns key {key!r} but is not ready ({why}); its state may not be "
+                "recovered yet: retry in a few seconds.",
+                headers={**served_by, "Retry-After": "2"},
+            )
+        if state is not None and not ready:
+            state = {**state, "recovering": why or "not ready"}
         if state is None:
             raise Problem(
                 404,

@@ -174,6 +174,11 @@ _SCHEMAS: dict[str, Any] = {
             },
             "context": {"type": ["object", "null"]},
             "recent": {"type": "array", "items": {"$ref": "#/components/schemas/CloudEvent"}},
+            "recovering": {
+                "type": "string",
+                "description": "Present while the owning worker is not ready (tables still "
+                "recovering, or a rebalance): the answer may be incomplete. Says why.",
+            },
         },
     },
     "Rule": {
@@ -319,7 +324,11 @@ def _paths() -> dict[str, Any]:
                     "401": _R401,
                     "404": _R404,
                     "502": _problem("The owning worker could not be reached."),
-                    "503": _problem("The owning worker is not known yet (rebalancing)."),
+                    "503": _problem(
+                        "The owning worker is not known yet (rebalancing), or it is still "
+                        "recovering its tables and knows nothing of the key so far. Retry-After "
+                        "says when to ask again."
+                    ),
                     "504": _problem("The owning worker did not answer in time."),
                 },
             }

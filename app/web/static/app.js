@@ -289,7 +289,9 @@ async function refreshKey() {
     state.keyData = { body, by: headers.get("X-Kairos-Served-By") };
     state.keyFetchedAt = Date.now();
   } else {
-    state.keyData = { error: status === 404 ? `Kairos knows nothing about ${key} yet.` : (body.detail || `HTTP ${status}`) };
+    const why = status === 404 ? `Kairos knows nothing about ${key} yet.`
+      : status === 503 ? `The worker owning ${key} is not ready yet; retrying.` : (body.detail || `HTTP ${status}`);
+    state.keyData = { error: why };
   }
   renderKey();
 }
@@ -329,6 +331,7 @@ function renderKey() {
   const { body, by } = data;
   const blocks = [el("div", { class: "kr-head" }, el("span", { class: "k" }, body.key),
     by ? el("span", { class: "by" }, `answered by ${by}`) : null)];
+  if (body.recovering) blocks.push(el("p", { class: "muted" }, `may be incomplete: ${body.recovering}`));
   const rules = Object.entries(body.rules || {});
   for (const [name, r] of rules) {
     const pms = r.partial_matches || [];

@@ -66,6 +66,30 @@ async def test_unknown_key_is_404(client: TestClient) -> None:
     assert "'nobody'" in body["detail"]
 
 
+async def test_unknown_key_while_recovering_is_503_not_404(
+    client: TestClient, fake: FakeProvider
+) -> None:
+    fake.is_ready = (False, "recovering tables from their changelogs")
+    resp = await client.get("/api/keys/nobody")
+    body = await problem(resp, 503)
+    assert "recovering tables" in body["detail"]
+    assert resp.headers["Retry-After"] == "2"
+    fake.is_ready = (True, "")
+    await problem(await client.get("/api/keys/nobody"), 404)
+
+
+async def test_key_found_while_recovering_says_it_may_be_incomplete(
+    client: TestClient, fake: FakeProvider
+) -> None:
+    fake.keys["P-7"] = {"key": "P-7", "rules": {}, "context": {}, "recent": []}
+    fake.is_ready = (False, "consumer group rebalancing")
+    resp = await client.get("/api/keys/P-7")
+    assert resp.status == 200
+    assert (await resp.json())["recovering"] == "consumer group rebalancing"
+    fake.is_ready = (True, "")
+    assert "recovering" not in await (await client.get("/api/keys/P-7")).json()
+
+
 async def test_overlong_key_is_400(client: TestClient) -> None:
     body = await problem(await client.get("/api/keys/" + "k" * 513), 400)
     assert body["invalid_params"][0]["name"] == "key"
