@@ -64,6 +64,7 @@ class _Working:
     live: dict[str, tuple[int, Any]] = field(default_factory=dict)
     in_table: bool = False
     partials: dict[str, int] = field(default_factory=dict)  # rule -> partial matches, as counted
+    changed: set[str] = field(default_factory=set)  # rules whose live state changed since flush
 
 
 @dataclass
@@ -211,6 +212,7 @@ class Detector:
             if replaced and outcome is not None:
                 outcome.replaced_states += 1
             state = runner.new_state(name)
+            working.changed.add(name)
         working.live[name] = (rule.version, state)
         return state
 
@@ -256,6 +258,9 @@ class Detector:
         rule_events = outcome.rule_events
         last: dict[str, int] = {}
         scheduled: dict[tuple[str, str], Any] = {}  # (rule, key) -> state: deadlines at the end
+        # rule -> its source partitions that hold the watermark (not idle); valid while the
+        # partition's wall clock, the sources' last-event times and the rule's sources stay
+        live_sources: dict[str, list[str]] = {}
         every = self.YIELD_EVERY
         countdown = every
         for item in batch.context:
@@ -282,7 +287,10 @@ class Detector:
                 yield
             if ingest_ms > part.now:
                 part.now = ingest_ms
-            src_last[source] = ingest_ms
+                live_sources.clear()
+            if src_last.get(source) != ingest_ms:
+                src_last[source] = ingest_ms
+                live_sources.clear()
             if not outcome.oldest_ingest_ms or ingest_ms < outcome.oldest_ingest_ms:
                 outcome.oldest_ingest_ms = ingest_ms
             working = self._working(part, key)
@@ -298,11 +306,29 @@ class Detector:
                     per_src = src_max.get(name)
                     if per_src is None:
                         per_src = src_max[name] = {}
-                    if seen > per_src.get(source, seen - 1):
+                    held = per_src.get(source)
+                    if held is None:
                         per_src[source] = seen
-                    wm = self._watermark(part, name, rule)
+                        live_sources.pop(name, None)
+                    elif seen > held:
+                        per_src[source] = seen
+                    if len(per_src) == 1:
+                        wm = seen if held is None or seen > held else held
+                        wm -= rule.max_out_of_orderness
+                    else:
+                        if name in live_sources:
+                            live = live_sources[name]
+                        else:
+                            live = live_sources[name] = self._live_sources(part, per_src)
+                        base = (
+                            max(per_src.values())
+                            if live is None
+                            else min([per_src[src] for src in live])
+                        )
+                        wm = base - rule.max_out_of_orderness
                 rule_events[name] = rule_events.get(name, 0) + 1
                 state = self._state(working, rule, outcome)
+                working.changed.add(name)
                 try:
                     found = runner.process(
                         name, state, key, event, ts, context=context, watermark=wm, eid=eid
@@ -325,13 +351,17 @@ class Detector:
         per_src = part.src_max.get(name)
         if not per_src:
             return None
-        if len(per_src) == 1:
-            (base,) = per_src.values()
-        else:
-            now, last, idle = part.now, part.src_last, self.idle_ms
-            live = [ts for src, ts in per_src.items() if now - last.get(src, now) <= idle]
-            base = min(live) if live else max(per_src.values())
+        live = self._live_sources(part, per_src)
+        base = max(per_src.values()) if live is None else min([per_src[src] for src in live])
         return base - rule.max_out_of_orderness
+
+    def _live_sources(self, part: _Partition, per_src: dict[str, int]) -> list[str] | None:
+        """The source partitions that hold a rule's watermark: those with an event in the
+        last ``idle_ms`` of the partition's wall clock; None when every one is idle (then the
+        maximum is used, so absences still fire when the stream pauses)."""
+        now, last, idle = part.now, part.src_last, self.idle_ms
+        live = [src for src in per_src if now - last.get(src, now) <= idle]
+        return live or None
 
     def _advance(self, part: _Partition, outcome: Outcome, touched: dict[str, _Working]) -> None:
         """Advance every rule's clock; only keys whose deadline passed are touched."""
@@ -358,6 +388,7 @@ class Detector:
                 if found:
                     outcome.detections.extend(found)
                 part.deadlines.schedule(name, key, runner.next_deadline(name, state))
+                working.changed.add(name)
                 touched[key] = working
 
     def _count_partials(self, part: _Partition, working: _Working, name: str, state: Any) -> None:
@@ -382,13 +413,22 @@ class Detector:
         rules = self.book.rules
         for key, working in part.dirty.items():
             stored = working.stored
+            changed = working.changed
             for name, (version, state) in list(working.live.items()):
-                self._count_partials(part, working, name, state if name in rules else None)
-                if name not in rules or getattr(state, "is_idle", False):
+                if name not in rules:
+                    self._count_partials(part, working, name, None)
+                    del working.live[name]
+                    stored.rules.pop(name, None)
+                    continue
+                if name not in changed:
+                    continue  # as stored at the last flush (or as loaded)
+                self._count_partials(part, working, name, state)
+                if getattr(state, "is_idle", False):
                     del working.live[name]
                     stored.rules.pop(name, None)
                 else:
                     stored.rules[name] = (version, runner.state_to_bytes(name, state))
+            changed.clear()
             if stored:
                 writes[key.encode()] = encode_key_state(stored)
                 working.in_table = True

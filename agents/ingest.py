@@ -17,6 +17,7 @@ only: rules reading a shared topic often need different fields.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,7 @@ class Ingest:
         self.max_ts: dict[str, dict[str, int]] = {}
         # source partition -> wall ms of the last poll that routed an event from it
         self.src_last: dict[str, int] = {}
+        self._source_names: dict[tuple[str, int], str] = {}  # (topic, partition) -> "topic:p"
 
     def route_poll(
         self,
@@ -85,8 +87,11 @@ class Ingest:
         batches = out.batches
         context_topics = set(runner.context_topics())
         event_topics = set(runner.topics())
+        route_report = runner.route_report
+        src_last = self.src_last
+        names = self._source_names
+        out.by_topic = dict(Counter([r[0] for r in records]))
         for topic, partition, offset, rkey, value, headers in records:
-            out.by_topic[topic] = out.by_topic.get(topic, 0) + 1
             reason = detail = ""
             event: Any = None
             if value is None:
@@ -117,11 +122,15 @@ class Ingest:
                 if topic not in event_topics:
                     continue  # a pure context topic: records without the key are not errors
             if not reason:
-                routes, problems = runner.route_report(topic, event)
+                routes, problems = route_report(topic, event)
                 if routes:
-                    source = f"{topic}:{partition}"
-                    self.src_last[source] = now
+                    source = names.get((topic, partition))
+                    if source is None:
+                        source = names[topic, partition] = f"{topic}:{partition}"
+                    src_last[source] = now
                     by_key: dict[str, list[list[Any]]] = {}
+                    first_key: str | None = None
+                    first: list[list[Any]] = []
                     for name, key, ts, eid in routes:
                         if ts is None:
                             entry = [name, None, eid, None]
@@ -133,7 +142,16 @@ class Ingest:
                             if seen is None or ts > seen:
                                 per_src[source] = seen = ts
                             entry = [name, ts, eid, seen]
-                        by_key.setdefault(str(key), []).append(entry)
+                        key = key if type(key) is str else str(key)
+                        if first_key is None or key == first_key:
+                            first_key = key
+                            first.append(entry)
+                        else:  # rules keyed differently: the event goes to each key
+                            if not by_key:
+                                by_key[first_key] = first
+                            by_key.setdefault(key, []).append(entry)
+                    if not by_key and first_key is not None:
+                        by_key[first_key] = first
                     for key, rule_routes in by_key.items():
                         p = partition_for(key, partitions)
                         builder = batches.get(p)

@@ -39,6 +39,17 @@ log = logging.getLogger("kairos.ingest")
 
 #: Polls produced but not yet acknowledged before the ingest waits for the oldest.
 MAX_INFLIGHT = 4
+#: Broker long-poll (ms) while records flow. aiokafka keeps one fetch per broker in flight,
+#: for the partitions without buffered records: a partition whose records were just taken
+#: waits for that fetch, so this bounds the wait (the latency floor at low rates).
+FETCH_WAIT_BUSY_MS = 5
+#: Broker long-poll (ms) once no record arrived for ``IDLE_AFTER`` seconds. Then every
+#: partition is in the fetch in flight and the broker answers as soon as a record arrives,
+#: so the idle ingest sends a tenth of the fetch requests (each costs the worker CPU)
+#: without delaying the first record; at most the first poll after the pause can leave a
+#: long poll in flight for the other partitions (one wait of up to this long).
+FETCH_WAIT_IDLE_MS = 50
+IDLE_AFTER = 1.0
 
 
 class IngestService:
@@ -104,7 +115,7 @@ class IngestService:
             heartbeat_interval_ms=int(settings.heartbeat_interval * 1000),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=5,
+            fetch_max_wait_ms=FETCH_WAIT_BUSY_MS,
             max_poll_records=settings.ingest_batch_max,
             max_partition_fetch_bytes=4 << 20,
             metadata_max_age_ms=5000,
@@ -113,6 +124,8 @@ class IngestService:
         )
         await self.consumer.start()
         generation = -1
+        last_record = time.monotonic()
+        idle = False
         while not self._stopping:
             if generation != self.book.generation:
                 generation = self.book.generation
@@ -124,8 +137,22 @@ class IngestService:
                 timeout_ms=100 if not self._inflight else 5, max_records=settings.ingest_batch_max
             )
             if polled:
+                last_record = time.monotonic()
+                if idle:
+                    idle = False
+                    self._set_fetch_wait(FETCH_WAIT_BUSY_MS)
                 await self._process(polled)
+            elif not idle and time.monotonic() - last_record >= IDLE_AFTER:
+                idle = True
+                self._set_fetch_wait(FETCH_WAIT_IDLE_MS)
             await self._commit_done()
+
+    def _set_fetch_wait(self, ms: int) -> None:
+        """Change the broker long-poll of the next fetches (aiokafka reads the fetcher's
+        ``_fetch_max_wait_ms`` for every fetch request it builds)."""
+        fetcher = getattr(self.consumer, "_fetcher", None)
+        if fetcher is not None and hasattr(fetcher, "_fetch_max_wait_ms"):
+            fetcher._fetch_max_wait_ms = ms
 
     async def _process(self, polled: dict[TopicPartition, list]) -> None:
         assert self.producer is not None and self.consumer is not None

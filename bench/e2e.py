@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.e2e                      # starts a local broker for the run
     KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 .venv/bin/python -m bench.e2e --events 200000
+    .venv/bin/python -m bench.e2e --rounds 3 --rates "" --compare /tmp/other-tree
 
 Three measurements, in one run:
 
@@ -9,59 +10,52 @@ Three measurements, in one run:
    another topic, commit per poll) over ``--events`` pre-loaded events: the client's limit.
 2. **kairos**: a ``kairos worker`` (subprocess, one process, memory store) with the
    flight-disruption rules over the same number of pre-loaded flight events, at saturation:
-   events/s from the first ingested event until every event has been through detect.
-3. **latency**: produce → alert at fixed rates (``--rates``): a paced producer sends events of
-   which one in ten completes a match; the alert carries the completing event's send time,
-   a consumer reads the alerts; p50/p99 of (receive time − send time).
+   events/s from the first ingested event until every event has been through detect, and
+   events per CPU second of the worker process.
+3. **latency**: produce → alert at fixed rates (``--rates``, ``bench.common.paced_stream``):
+   one event in ten completes a match whose alert carries the completing event's send time;
+   p50/p99 of (receive time − send time), every alert waited for.
 
-Results go to stdout (a Markdown table for BENCHMARKS.md) and ``--json``.
+``--rounds N`` repeats 1 and 2 N times; ``--compare DIR`` (repeatable) also runs the worker of
+another source tree (a copy of the repository) in every round, interleaved with this one
+(the order rotates per round), so machine load hits every variant alike. Medians and the
+ratio to the passthrough of the same round are reported; on a loaded machine compare events
+per CPU second, not events/s.
+
+Results go to stdout (Markdown tables for BENCHMARKS.md) and ``--json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import random
+import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-ROOT = Path(__file__).resolve().parents[1]
-PARTITIONS = 4
+from bench.common import (
+    LATENCY_RULE,
+    ROOT,
+    Worker,
+    cpu_seconds,
+    create_topics,
+    paced_stream,
+    summary,
+)
 
 FLIGHT_RULES = ("rebooking-offer.yaml", "service-desk-alert.yaml")
-
-LATENCY_RULE = """
-name: bench-latency
-version: 1
-source: {source}
-key: user
-id: id
-time: ts
-within: 1h
-skip: skip_past_last_event
-stages:
-  - name: a
-    where: event.type == 'A'
-  - name: b
-    after: relaxed
-    where: event.type == 'B'
-emit: {{kind: alert, topic: {out}, data: {{sent: "stages.b[0].sent"}}}}
-"""
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -104,15 +98,6 @@ def flight_events(n: int, passengers: int, seed: int = 1) -> list[bytes]:
 # -- kafka helpers ----------------------------------------------------------------------------
 
 
-async def create_topics(bootstrap: str, names: list[str], partitions: int = PARTITIONS) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
-    finally:
-        await admin.close()
-
-
 async def preload(bootstrap: str, topic: str, values: list[bytes], key_field: str) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, acks=1
@@ -129,14 +114,6 @@ async def preload(bootstrap: str, topic: str, values: list[bytes], key_field: st
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-
-
-def cpu_seconds(pid: int | None = None) -> float:
-    """User + system CPU seconds of a process (default: this one), from /proc."""
-    if pid is None:
-        return time.process_time()
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def passthrough(bootstrap: str, src: str, dst: str, n: int) -> tuple[float, float]:
@@ -183,74 +160,15 @@ async def passthrough(bootstrap: str, src: str, dst: str, n: int) -> tuple[float
 # -- the worker -------------------------------------------------------------------------------
 
 
-class Worker:
-    def __init__(self, bootstrap: str, env: dict[str, str], log: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.log = log
-        full = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "KAIROS_WEB_PORT": str(self.port),
-            "KAIROS_LOG_FORMAT": "json",
-            "KAIROS_LOG_LEVEL": "WARNING",
-            "KAIROS_PARTITIONS": str(PARTITIONS),
-            "KAIROS_STANDBY_REPLICAS": "0",
-            **env,
-        }
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "worker"],
-                cwd=ROOT,
-                env=full,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def get(self, path: str) -> Any:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
-                return orjson.loads(r.read())
-        except OSError:
-            return None
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"worker exited; log {self.log}")
-            if self.get("/readyz"):
-                return
-            time.sleep(0.2)
-        raise SystemExit(f"worker not ready after {timeout}s; log {self.log}")
-
-    def events_done(self, rule: str) -> int:
-        doc = self.get("/api/rules") or {"rules": []}
-        for r in doc["rules"]:
-            if r["name"] == rule:
-                return int(r["counts"]["events"])
-        return 0
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-
-
-def kairos_saturation(bootstrap: str, n: int, tmp: Path) -> tuple[float, float]:
-    """Events/s of a worker over ``n`` pre-loaded flight events, and events per CPU second
-    of the worker process."""
+def kairos_saturation(
+    bootstrap: str, n: int, tmp: Path, root: Path = ROOT, profile: Path | None = None
+) -> tuple[float, float]:
+    """Events/s of a worker (of the source tree ``root``) over ``n`` pre-loaded flight
+    events, and events per CPU second of the worker process. ``profile``: record the worker
+    with py-spy into this file (raw format) while it works."""
     suffix = uuid.uuid4().hex[:6]
     src = f"flight-events-{suffix}"
-    rules = tmp / "rules"
+    rules = tmp / f"rules-{suffix}"
     rules.mkdir()
     for name in FLIGHT_RULES:
         text = (ROOT / "scenarios" / "flights" / "rules" / name).read_text()
@@ -270,10 +188,12 @@ def kairos_saturation(bootstrap: str, n: int, tmp: Path) -> tuple[float, float]:
             "KAIROS_RULES_DIR": str(rules),
             "KAIROS_RULES_TOPIC": f"bench-rules-{suffix}",
         },
-        tmp / "worker-saturation.log",
+        tmp / f"worker-saturation-{suffix}.log",
+        root,
     )
     try:
         worker.wait_ready()
+        spy = None if profile is None else start_py_spy(worker.proc.pid, profile)
         rule = "rebooking-offer"
         samples: list[tuple[float, int, float]] = []
         deadline = time.monotonic() + 600
@@ -285,6 +205,9 @@ def kairos_saturation(bootstrap: str, n: int, tmp: Path) -> tuple[float, float]:
             time.sleep(0.25)
         else:
             raise SystemExit(f"kairos processed {samples[-1][1]} of {n} events in 600 s")
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes the profile and exits
+            spy.wait(60)
         # from the first sample that shows progress to the last (start-up excluded)
         t0, d0, c0 = next(s for s in samples if s[1] > 0)
         return (n - d0) / (samples[-1][0] - t0), (n - d0) / (samples[-1][2] - c0)
@@ -292,74 +215,72 @@ def kairos_saturation(bootstrap: str, n: int, tmp: Path) -> tuple[float, float]:
         worker.stop()
 
 
-async def paced_latency(
-    bootstrap: str, src: str, out: str, rate: int, seconds: float
-) -> list[float]:
-    """Send ``rate`` events/s for ``seconds``; one in ten completes a match. Latencies in ms."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
-    consumer = AIOKafkaConsumer(
-        out,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="latest",
-        fetch_max_wait_ms=5,
-    )
-    await producer.start()
-    await consumer.start()
-    await consumer.getmany(timeout_ms=1000)  # position at the end before sending
-    latencies: list[float] = []
-    expected = 0
-    stop = asyncio.Event()
+# -- where the worker's CPU goes ------------------------------------------------------------
 
-    async def read() -> None:
-        while not stop.is_set() or len(latencies) < expected:
-            batch = await consumer.getmany(timeout_ms=200)
-            now = time.time() * 1000
-            for recs in batch.values():
-                for r in recs:
-                    latencies.append(now - orjson.loads(r.value)["data"]["sent"])
-            if stop.is_set() and not batch:
-                break
+#: Components of a worker, each a test on one py-spy stack (frames "func (file:line)" joined
+#: by ";"): the part of the stack after the last asyncio ``Handle._run`` (the running task),
+#: prefixed with "Thread-1;" for Faust's consumer thread. The first match wins.
+COMPONENTS: list[tuple[str, Any]] = [
+    ("detect: engine process/advance (cep/)", lambda s: "Detector.steps" in s and "(cep/" in s),
+    ("detect: watermarks, deadline heaps, own loop", lambda s: "Detector.steps" in s),
+    ("flush: rule states to bytes (cep/)", lambda s: "Detector.flush" in s and "(cep/" in s),
+    ("flush: key codec, partial-match counts", lambda s: "Detector.flush" in s),
+    ("flush: table writes (store + changelog send)", lambda s: ".write (app/faust_app" in s),
+    ("flush: history merge, waiting for acks", lambda s: "StateWriter" in s),
+    ("detect: keyed message decode (orjson)", lambda s: "decode (agents/wire.py" in s),
+    ("detect: detections to CloudEvents + sends", lambda s: "_send_outcome" in s),
+    ("detect: Faust agent/stream, counts", lambda s: "Agent._execute_actor" in s),
+    ("ingest: rule routing (cep route_report)", lambda s: "IngestService" in s and "(cep/" in s),
+    ("ingest: decode, route, batch (agents/ingest.py)", lambda s: "IngestService._process" in s),
+    ("ingest: fetch (getmany), commit", lambda s: "IngestService" in s),
+    ("ticks", lambda s: "tick_forever" in s),
+    ("feed (agents/feed.py)", lambda s: "(agents/feed.py" in s),
+    ("rules service", lambda s: "(agents/rules_service.py" in s),
+    ("web (the bench polls /api/rules)", lambda s: "RequestHandler" in s or "aiohttp/web" in s),
+    ("Faust consumer thread (keyed topic fetch)", lambda s: s.startswith("Thread-1;")),
+    ("aiokafka producer sender (all producers)", lambda s: "Sender." in s),
+    ("aiokafka fetchers (ingest, feed, rules)", lambda s: "Fetcher." in s),
+    ("aiokafka connections (read, parse, coordinator)", lambda s: "(aiokafka/" in s),
+    ("Faust services (commit, monitor, conductor)", lambda s: "(faust/" in s or "(mode/" in s),
+    ("asyncio event loop, other", lambda s: True),
+]
 
-    reader = asyncio.create_task(read())
-    total = int(rate * seconds)
-    start = time.perf_counter()
-    seq = uuid.uuid4().hex[:6]
-    for i in range(total):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        ts = int(time.time() * 1000)  # event time = send time: later runs are never late
-        user = f"{seq}-{i - i % 10}" if i % 10 < 2 else f"{seq}-{i}"
-        kind = "A" if i % 10 == 0 else "B" if i % 10 == 1 else "C"
-        event = {
-            "id": f"{seq}-{i}",
-            "user": user,
-            "type": kind,
-            "ts": ts,
-            "sent": time.time() * 1000,
-        }
-        await producer.send(src, orjson.dumps(event), key=user.encode())
-        if kind == "B":
-            expected += 1
-    await producer.flush()
-    await asyncio.sleep(3)
-    stop.set()
-    await asyncio.wait_for(reader, 30)
-    await producer.stop()
-    await consumer.stop()
-    if len(latencies) < expected:
-        print(f"  warning: {len(latencies)} of {expected} alerts arrived", file=sys.stderr)
-    return latencies
+
+def start_py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy (not a project dependency: ``.venv/bin/pip install py-spy``) sampling the
+    thread that holds the GIL, 100 times a second: CPU time of Python code, by stack."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(exe).exists():
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    cmd = [exe, "record", "--pid", str(pid), "--gil", "--threads", "--rate", "100"]
+    cmd += ["--format", "raw", "--output", str(out)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def breakdown(profile: Path) -> dict[str, float]:
+    """Share of the samples of each of :data:`COMPONENTS` in a raw py-spy profile."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in profile.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")
+        runs = [i for i, f in enumerate(frames) if f.startswith("Handle._run ")]
+        task = ";".join(frames[runs[-1] + 1 :]) if runs else ""
+        if "Thread-1" in frames[0]:
+            task = "Thread-1;" + task
+        name = next(name for name, test in COMPONENTS if test(task))
+        counts[name] = counts.get(name, 0) + int(n)
+        total += int(n)
+    return {name: counts.get(name, 0) / total for name, _ in COMPONENTS if counts.get(name)}
 
 
 def latency_runs(
-    bootstrap: str, rates: list[int], seconds: float, tmp: Path
+    bootstrap: str, rates: list[int], seconds: float, tmp: Path, root: Path = ROOT
 ) -> dict[int, dict[str, float]]:
+    """produce → alert latency of one worker at each of ``rates`` (events/s)."""
     suffix = uuid.uuid4().hex[:6]
     src, out = f"lat-src-{suffix}", f"lat-out-{suffix}"
-    rules = tmp / "lat-rules"
+    rules = tmp / f"lat-rules-{suffix}"
     rules.mkdir()
     (rules / "latency.yaml").write_text(LATENCY_RULE.format(source=src, out=out))
     asyncio.run(create_topics(bootstrap, [src, out]))
@@ -370,22 +291,15 @@ def latency_runs(
             "KAIROS_RULES_DIR": str(rules),
             "KAIROS_RULES_TOPIC": f"bench-rules-{suffix}",
         },
-        tmp / "worker-latency.log",
+        tmp / f"worker-latency-{suffix}.log",
+        root,
     )
     results: dict[int, dict[str, float]] = {}
     try:
         worker.wait_ready()
-        asyncio.run(paced_latency(bootstrap, src, out, 200, 2))  # warm-up
+        asyncio.run(paced_stream(bootstrap, src, out, 200, 2))  # warm-up
         for rate in rates:
-            lat = sorted(asyncio.run(paced_latency(bootstrap, src, out, rate, seconds)))
-            if not lat:
-                raise SystemExit(f"no alert arrived at {rate} ev/s; log {worker.log}")
-            results[rate] = {
-                "alerts": len(lat),
-                "p50_ms": statistics.median(lat),
-                "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
-                "max_ms": lat[-1],
-            }
+            results[rate] = summary(asyncio.run(paced_stream(bootstrap, src, out, rate, seconds)))
             print(f"  {rate} ev/s: {results[rate]}", file=sys.stderr)
     finally:
         worker.stop()
@@ -397,11 +311,32 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=200_000, help="events per throughput run")
+    parser.add_argument("--rounds", type=int, default=1, help="throughput rounds (interleaved)")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="another source tree whose worker runs in every round too (repeatable)",
+    )
     parser.add_argument("--rates", default="1000,5000", help="fixed rates for the latency runs")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each latency run")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="record this tree's worker with py-spy in the first round (raw stacks into FILE) "
+        "and print where its CPU goes",
+    )
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",") if r]
+    variants = {"this tree": ROOT}
+    for path in args.compare:
+        if not (path / "app" / "cli.py").is_file():
+            parser.error(f"--compare {path}: not a Kairos source tree (no app/cli.py)")
+        variants[str(path)] = path.resolve()
 
     cluster = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -411,51 +346,104 @@ def main() -> int:
         cluster = KafkaCluster(brokers=1)
         cluster.start()
         bootstrap = cluster.bootstrap
+    rounds: list[dict[str, Any]] = []
+    lat: dict[str, dict[int, dict[str, float]]] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="kairos-bench-") as d:
             tmp = Path(d)
             print(f"  worker logs in {tmp}", file=sys.stderr)
-            suffix = uuid.uuid4().hex[:6]
-            src, dst = f"pt-src-{suffix}", f"pt-dst-{suffix}"
-            asyncio.run(create_topics(bootstrap, [src, dst]))
-            print(f"  preloading {args.events} events for the passthrough ...", file=sys.stderr)
-            asyncio.run(preload(bootstrap, src, flight_events(args.events, 5000), "passenger_id"))
-            pt, pt_cpu = asyncio.run(passthrough(bootstrap, src, dst, args.events))
-            print(f"  passthrough: {pt:,.0f} ev/s, {pt_cpu:,.0f} ev/CPU-s", file=sys.stderr)
-            kairos, kairos_cpu = kairos_saturation(bootstrap, args.events, tmp)
-            print(f"  kairos: {kairos:,.0f} ev/s, {kairos_cpu:,.0f} ev/CPU-s", file=sys.stderr)
-            lat = latency_runs(bootstrap, rates, args.seconds, tmp)
+            names = list(variants)
+            for r in range(args.rounds):
+                row: dict[str, Any] = {"loadavg_1m": os.getloadavg()[0]}
+                suffix = uuid.uuid4().hex[:6]
+                src, dst = f"pt-src-{suffix}", f"pt-dst-{suffix}"
+                asyncio.run(create_topics(bootstrap, [src, dst]))
+                print(f"  round {r + 1}: preloading {args.events} events ...", file=sys.stderr)
+                asyncio.run(
+                    preload(bootstrap, src, flight_events(args.events, 5000), "passenger_id")
+                )
+                pt, pt_cpu = asyncio.run(passthrough(bootstrap, src, dst, args.events))
+                row["passthrough"] = {"eps": round(pt), "eps_per_cpu_s": round(pt_cpu)}
+                print(f"  passthrough: {pt:,.0f} ev/s, {pt_cpu:,.0f} ev/CPU-s", file=sys.stderr)
+                shift = r % len(names)
+                for name in names[shift:] + names[:shift]:
+                    profile = args.profile if r == 0 and name == "this tree" else None
+                    eps, eps_cpu = kairos_saturation(
+                        bootstrap, args.events, tmp, variants[name], profile
+                    )
+                    row[name] = {
+                        "eps": round(eps),
+                        "eps_per_cpu_s": round(eps_cpu),
+                        "share": round(eps / pt, 4),
+                        "cpu_share": round(eps_cpu / pt_cpu, 4),
+                    }
+                    print(
+                        f"  kairos ({name}): {eps:,.0f} ev/s, {eps_cpu:,.0f} ev/CPU-s "
+                        f"({eps_cpu / pt_cpu:.1%} of the passthrough per CPU-s)",
+                        file=sys.stderr,
+                    )
+                rounds.append(row)
+            for name, root in variants.items() if rates else ():
+                lat[name] = latency_runs(bootstrap, rates, args.seconds, tmp, root)
     finally:
         if cluster is not None:
             cluster.stop()
 
+    def median(name: str, field: str) -> float:
+        return statistics.median(row[name][field] for row in rounds)
+
     result = {
         "events": args.events,
-        "passthrough_eps": round(pt),
-        "kairos_eps": round(kairos),
-        "kairos_share": round(kairos / pt, 3),
-        "passthrough_eps_per_cpu_s": round(pt_cpu),
-        "kairos_eps_per_cpu_s": round(kairos_cpu),
-        "kairos_cpu_share": round(kairos_cpu / pt_cpu, 3),
-        "loadavg_1m_at_end": os.getloadavg()[0],
-        "latency": {str(rate): r for rate, r in lat.items()},
+        "rounds": rounds,
+        "medians": {
+            name: {
+                field: median(name, field)
+                for field in ("eps", "eps_per_cpu_s", "share", "cpu_share")
+                if field in rounds[0][name]
+            }
+            for name in ["passthrough", *variants]
+        },
+        "latency": {name: {str(rate): r for rate, r in v.items()} for name, v in lat.items()},
         "cpus": os.cpu_count(),
     }
+    if args.profile is not None:
+        result["profile"] = {k: round(v, 4) for k, v in breakdown(args.profile).items()}
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     print()
-    print("| measurement | result |")
-    print("|---|---|")
-    print(f"| bare aiokafka passthrough | {pt:,.0f} events/s |")
-    print(f"| Kairos, flight rules, saturation | {kairos:,.0f} events/s ({kairos / pt:.0%}) |")
-    print(
-        f"| per CPU second (passthrough / Kairos) | {pt_cpu:,.0f} / {kairos_cpu:,.0f} events "
-        f"({kairos_cpu / pt_cpu:.0%}) |"
-    )
-    for rate, r in lat.items():
+    print("| round | load (1 min) | passthrough | " + " | ".join(variants) + " |")
+    print("|---|---|---|" + "---|" * len(variants))
+    for i, row in enumerate(rounds, 1):
+        cells = [
+            f"{row[name]['eps']:,} ev/s; {row[name]['eps_per_cpu_s']:,} ev/CPU-s "
+            f"({row[name]['cpu_share']:.1%})"
+            for name in variants
+        ]
+        pt_row = row["passthrough"]
         print(
-            f"| produce→alert at {rate:,} ev/s | p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms "
-            f"({r['alerts']:.0f} alerts) |"
+            f"| {i} | {row['loadavg_1m']:.1f} | {pt_row['eps']:,} ev/s; "
+            f"{pt_row['eps_per_cpu_s']:,} ev/CPU-s | " + " | ".join(cells) + " |"
         )
+    med = result["medians"]
+    cells = [
+        f"{med[name]['eps_per_cpu_s']:,.0f} ev/CPU-s ({med[name]['cpu_share']:.1%})"
+        for name in variants
+    ]
+    print(
+        f"| median | | {med['passthrough']['eps_per_cpu_s']:,.0f} ev/CPU-s | "
+        + " | ".join(cells)
+        + " |"
+    )
+    for name, per_rate in lat.items():
+        for rate, r in per_rate.items():
+            print(
+                f"| produce→alert at {rate:,} ev/s ({name}) | p50 {r['p50_ms']:.1f} ms, "
+                f"p99 {r['p99_ms']:.1f} ms ({r['n']:.0f} alerts) |"
+            )
+    if args.profile is not None:
+        print("\n| component (py-spy, this tree, round 1; % of the worker's sampled CPU) | share |")
+        print("|---|---:|")
+        for name, share in result["profile"].items():
+            print(f"| {name} | {share:.1%} |")
     if args.json:
         args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     return 0

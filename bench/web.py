@@ -26,7 +26,6 @@ import asyncio
 import multiprocessing as mp
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -36,88 +35,8 @@ from typing import Any
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.e2e import LATENCY_RULE, Worker, create_topics
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "n": len(values),
-        "p50_ms": round(statistics.median(values), 2),
-        "p99_ms": round(pct(values, 0.99), 2),
-        "max_ms": round(max(values), 2),
-    }
-
-
-# -- the paced stream ---------------------------------------------------------------------------
-
-
-async def paced_stream(
-    bootstrap: str, src: str, out: str, rate: int, seconds: float, wait: float = 120.0
-) -> list[float]:
-    """Send ``rate`` events/s for ``seconds`` (one in ten completes a match) and return the
-    produce → alert latency of every match, in ms, waiting up to ``wait`` s for the last one.
-
-    Unlike a fixed grace period, this never drops the slowest alerts from the sample.
-    """
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
-    consumer = AIOKafkaConsumer(
-        out,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="latest",
-        fetch_max_wait_ms=5,
-    )
-    await producer.start()
-    await consumer.start()
-    try:
-        await consumer.getmany(timeout_ms=1000)  # positioned at the end before sending
-        run = uuid.uuid4().hex[:8]
-        latencies: dict[str, float] = {}
-        sent_all = asyncio.Event()
-        expected = int(rate * seconds) // 10
-
-        async def read() -> None:
-            while not (sent_all.is_set() and len(latencies) >= expected):
-                batch = await consumer.getmany(timeout_ms=200)
-                now = time.time() * 1000
-                for records in batch.values():
-                    for r in records:
-                        event = orjson.loads(r.value)
-                        if event["subject"].startswith(run):
-                            latencies[event["subject"]] = now - event["data"]["sent"]
-
-        reader = asyncio.create_task(read())
-        start = time.perf_counter()
-        for i in range(int(rate * seconds)):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            user = f"{run}-{i - i % 10}" if i % 10 < 2 else f"{run}-{i}"
-            kind = "A" if i % 10 == 0 else "B" if i % 10 == 1 else "C"
-            now = time.time() * 1000
-            event = {"id": f"{run}-{i}", "user": user, "type": kind, "ts": int(now), "sent": now}
-            await producer.send(src, orjson.dumps(event), key=user.encode())
-        await producer.flush()
-        sent_all.set()
-        try:
-            await asyncio.wait_for(reader, wait)
-        except TimeoutError:
-            raise SystemExit(
-                f"only {len(latencies)} of {expected} alerts arrived {wait:.0f} s after the last "
-                "event"
-            ) from None
-        return list(latencies.values())
-    finally:
-        await producer.stop()
-        await consumer.stop()
-
+from bench.common import LATENCY_RULE, Worker, create_topics, paced_stream, summary
 
 # -- the lookup load (its own process: its CPU time is not the stream producer's) -------------
 

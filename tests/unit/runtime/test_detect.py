@@ -369,3 +369,112 @@ def test_steps_yield_inside_a_long_batch() -> None:
     outcome = Outcome(p)
     assert sum(1 for _ in det.steps(p, msg, outcome)) == 3
     assert outcome.events == 35
+
+
+def _reference_watermark(
+    src_max: dict[str, int], src_last: dict[str, int], now: int, idle_ms: int, bound: int
+) -> int:
+    live = [ts for src, ts in src_max.items() if now - src_last.get(src, now) <= idle_ms]
+    return (min(live) if live else max(src_max.values())) - bound
+
+
+def test_watermarks_inside_one_batch_follow_every_source_and_idle_change() -> None:
+    """One message with events of several source partitions, ingest times that make some
+    partitions idle mid-batch, and new partitions appearing: each event gets the watermark the
+    definition gives with the clocks as of that event."""
+    import random
+
+    import orjson
+
+    rule = A_THEN_B.format(version=1, first="A").replace(
+        "within: 1h", "within: 1h\nmax_out_of_orderness: 1s"
+    )
+    book = book_with(("a-then-b", rule))
+    idle_ms = 500
+    det = Detector(book, {}, PARTS, idle_ms=idle_ms)
+    p = partition_for("u1", PARTS)
+    rnd = random.Random(5)
+    builder = BatchBuilder()
+    expected: dict[str, int] = {}
+    src_max: dict[str, int] = {}
+    src_last: dict[str, int] = {}
+    now = 0
+    seen_by_src: dict[str, int] = {}
+    for i in range(400):
+        source = f"t:{rnd.randrange(5) if i > 20 else rnd.randrange(2)}"
+        if rnd.random() < 0.05:
+            now += rnd.choice([100, 600, 2_000])  # sometimes long enough to idle partitions
+        ingest_ms = now
+        ts = rnd.randrange(0, 100_000)
+        seen = max(seen_by_src.get(source, 0), ts)
+        seen_by_src[source] = seen
+        # the detector's view after this event
+        src_last[source] = ingest_ms
+        src_max[source] = max(src_max.get(source, seen), seen)
+        expected[f"e{i}"] = _reference_watermark(src_max, src_last, now, idle_ms, 1_000)
+        event = {"id": f"e{i}", "user": "u1", "type": "C", "ts": ts}
+        builder.add_event(
+            "u1", source, i, ingest_ms, [["a-then-b", ts, f"e{i}", seen]], orjson.dumps(event)
+        )
+    msg = decode(builder.encode())
+    runner = book.runner
+    got: dict[str, int] = {}
+    original = runner.process
+
+    def spy(name: str, state: Any, key: str, event: Any, ts: int, **kw: Any) -> Any:
+        got[kw["eid"]] = kw["watermark"]
+        return original(name, state, key, event, ts, **kw)
+
+    runner.process = spy  # type: ignore[method-assign]
+    det.handle(p, msg)
+    assert got == expected
+
+
+TWO_RULES_OTHER = A_THEN_B.format(version=1, first="A").replace("name: a-then-b", "name: other")
+
+
+def test_a_flush_serialises_only_the_rules_that_changed() -> None:
+    """A key seen by two rules: a message that only one rule sees re-serialises that rule's
+    state; the other's stored bytes are written unchanged."""
+    import orjson
+
+    table: dict[bytes, bytes] = {}
+    book = book_with(
+        ("a-then-b", A_THEN_B.format(version=1, first="A")), ("other", TWO_RULES_OTHER)
+    )
+    det = Detector(book, table, PARTS)
+    p = partition_for("u1", PARTS)
+
+    def message(offset: int, rules: list[str], type_: str) -> Batch:
+        b = BatchBuilder()
+        event = {"id": f"e{offset}", "user": "u1", "type": type_, "ts": offset}
+        routes = [[name, offset, f"e{offset}", offset] for name in rules]
+        b.add_event("u1", "events:0", offset, 1_000, routes, orjson.dumps(event))
+        out = decode(b.encode())
+        assert isinstance(out, Batch)
+        return out
+
+    det.handle(p, message(1, ["a-then-b", "other"], "A"))
+    apply(table, det.flush(p))
+    first = det.stored_state("u1")
+    assert first is not None and set(first.rules) == {"a-then-b", "other"}
+    runner = book.runner
+    serialised: list[str] = []
+    original = runner.state_to_bytes
+
+    def spy(name: str, state: Any) -> bytes:
+        serialised.append(name)
+        return original(name, state)
+
+    runner.state_to_bytes = spy  # type: ignore[method-assign]
+    det.handle(p, message(2, ["a-then-b"], "C"))
+    writes = det.flush(p)
+    assert serialised == ["a-then-b"]
+    apply(table, writes)
+    # a new owner reads the same states back: "other" kept its bytes, "a-then-b" has the new
+    det2 = Detector(book, table, PARTS)
+    det2.handle(p, Tick(0, {}))
+    again = det2.stored_state("u1")
+    assert again is not None and again.rules["other"] == first.rules["other"]
+    out = det2.handle(p, message(3, ["a-then-b", "other"], "B"))
+    assert sorted(d.rule for d in out.detections) == ["a-then-b", "other"]

@@ -1,0 +1,232 @@
+"""What the Kafka benchmarks share: a worker subprocess, topics, CPU time, the paced
+produce → alert stream and its percentiles.
+
+The paced stream sends ``rate`` events/s of which one in ten completes a match of
+:data:`LATENCY_RULE`; the alert carries the completing event's send time, a consumer reads the
+alerts and records (receive time − send time). It waits for every alert of the run (up to
+``wait`` seconds after the last event), so the slowest ones are never dropped from the sample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+__all__ = [
+    "LATENCY_RULE",
+    "PARTITIONS",
+    "ROOT",
+    "Worker",
+    "cpu_seconds",
+    "create_topics",
+    "paced_stream",
+    "pct",
+    "summary",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTITIONS = 4
+
+LATENCY_RULE = """
+name: bench-latency
+version: 1
+source: {source}
+key: user
+id: id
+time: ts
+within: 1h
+skip: skip_past_last_event
+stages:
+  - name: a
+    where: event.type == 'A'
+  - name: b
+    after: relaxed
+    where: event.type == 'B'
+emit: {{kind: alert, topic: {out}, data: {{sent: "stages.b[0].sent"}}}}
+"""
+
+
+# -- statistics -------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``: the value at rank ``int(n * q)``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """Count, p50, p99 and max of latencies in ms."""
+    return {
+        "n": len(values),
+        "p50_ms": round(statistics.median(values), 2),
+        "p99_ms": round(pct(values, 0.99), 2),
+        "max_ms": round(max(values), 2),
+    }
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (default: this one), from /proc."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- Kafka ------------------------------------------------------------------------------------
+
+
+async def create_topics(bootstrap: str, names: list[str], partitions: int = PARTITIONS) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+async def paced_stream(
+    bootstrap: str, src: str, out: str, rate: int, seconds: float, wait: float = 120.0
+) -> list[float]:
+    """Send ``rate`` events/s for ``seconds`` (one in ten completes a match) and return the
+    produce → alert latency of every match, in ms, waiting up to ``wait`` s for the last one.
+
+    Unlike a fixed grace period, this never drops the slowest alerts from the sample.
+    """
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+    consumer = AIOKafkaConsumer(
+        out,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=5,
+    )
+    await producer.start()
+    await consumer.start()
+    try:
+        await consumer.getmany(timeout_ms=1000)  # positioned at the end before sending
+        run = uuid.uuid4().hex[:8]
+        latencies: dict[str, float] = {}
+        sent_all = asyncio.Event()
+        expected = int(rate * seconds) // 10
+
+        async def read() -> None:
+            while not (sent_all.is_set() and len(latencies) >= expected):
+                batch = await consumer.getmany(timeout_ms=200)
+                now = time.time() * 1000
+                for records in batch.values():
+                    for r in records:
+                        event = orjson.loads(r.value)
+                        if event["subject"].startswith(run):
+                            latencies[event["subject"]] = now - event["data"]["sent"]
+
+        reader = asyncio.create_task(read())
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            user = f"{run}-{i - i % 10}" if i % 10 < 2 else f"{run}-{i}"
+            kind = "A" if i % 10 == 0 else "B" if i % 10 == 1 else "C"
+            now = time.time() * 1000  # event time = send time: later runs are never late
+            event = {"id": f"{run}-{i}", "user": user, "type": kind, "ts": int(now), "sent": now}
+            await producer.send(src, orjson.dumps(event), key=user.encode())
+        await producer.flush()
+        sent_all.set()
+        try:
+            await asyncio.wait_for(reader, wait)
+        except TimeoutError:
+            raise SystemExit(
+                f"only {len(latencies)} of {expected} alerts arrived {wait:.0f} s after the last "
+                "event"
+            ) from None
+        return list(latencies.values())
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+# -- the worker -------------------------------------------------------------------------------
+
+
+class Worker:
+    """One ``kairos worker`` subprocess (memory store) with its own web port.
+
+    ``root``: the source tree the worker runs (default: this checkout); benchmarks compare
+    trees by running each one's worker against the same broker."""
+
+    def __init__(self, bootstrap: str, env: dict[str, str], log: Path, root: Path = ROOT) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.log = log
+        full = {
+            **os.environ,
+            "PYTHONPATH": str(root),
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "KAIROS_WEB_PORT": str(self.port),
+            "KAIROS_LOG_FORMAT": "json",
+            "KAIROS_LOG_LEVEL": "WARNING",
+            "KAIROS_PARTITIONS": str(PARTITIONS),
+            "KAIROS_STANDBY_REPLICAS": "0",
+            **env,
+        }
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "worker"],
+                cwd=root,
+                env=full,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def get(self, path: str) -> Any:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
+                return orjson.loads(r.read())
+        except OSError:
+            return None
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"worker exited; log {self.log}")
+            if self.get("/readyz"):
+                return
+            time.sleep(0.2)
+        raise SystemExit(f"worker not ready after {timeout}s; log {self.log}")
+
+    def events_done(self, rule: str) -> int:
+        doc = self.get("/api/rules") or {"rules": []}
+        for r in doc["rules"]:
+            if r["name"] == rule:
+                return int(r["counts"]["events"])
+        return 0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)

@@ -1,0 +1,117 @@
+"""The ingest loop's broker long-poll: short while records flow, long once idle."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+
+from agents import ingest_service
+from agents.ingest_service import FETCH_WAIT_BUSY_MS, FETCH_WAIT_IDLE_MS, IngestService
+from agents.rulebook import RuleBook
+
+RULE = """
+name: a-then-b
+version: 1
+source: events
+key: user
+id: id
+time: ts
+within: 1h
+stages:
+  - name: a
+    where: event.type == 'A'
+  - name: b
+    after: relaxed
+    where: event.type == 'B'
+emit: {kind: offer, topic: offers, data: {first: "stages.a[0].id"}}
+"""
+
+TP = TopicPartition("events", 0)
+
+
+def settings() -> Any:
+    return SimpleNamespace(
+        app_id="t",
+        partitions=4,
+        dlq_topic="dlq",
+        ingest_batch_max=100,
+        tick_interval=1.0,
+        session_timeout=10.0,
+        heartbeat_interval=3.0,
+        kafka_client_kwargs=lambda: {},
+    )
+
+
+class FakeConsumer:
+    """Answers ``getmany`` from a script of polls and records the long-poll of each one."""
+
+    polls: list[dict[TopicPartition, list[Any]]] = []
+    service: IngestService | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._fetcher = SimpleNamespace(_fetch_max_wait_ms=kwargs["fetch_max_wait_ms"])
+        self.waits: list[int] = []
+        FakeConsumer.instance = self  # type: ignore[attr-defined]
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def subscribe(self, topics: list[str]) -> None:
+        pass
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TP}
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        pass
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list]:
+        self.waits.append(self._fetcher._fetch_max_wait_ms)
+        if not FakeConsumer.polls:
+            assert FakeConsumer.service is not None
+            FakeConsumer.service._stopping = True
+            return {}
+        return FakeConsumer.polls.pop(0)
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
+        self.sent += 1
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def record(offset: int) -> Any:
+    value = b'{"id": "e%d", "user": "u1", "type": "A", "ts": %d}' % (offset, offset)
+    return SimpleNamespace(offset=offset, key=None, value=value, headers=[])
+
+
+def test_long_poll_is_short_while_records_flow_and_long_once_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ingest_service, "AIOKafkaConsumer", FakeConsumer)
+    monkeypatch.setattr(ingest_service, "IDLE_AFTER", 0.0)
+    book = RuleBook()
+    assert book.apply("a-then-b", RULE).ok
+    service = IngestService(settings(), book, "t-keyed")
+    producer = FakeProducer()
+    service.producer = producer  # type: ignore[assignment]
+    FakeConsumer.service = service
+    FakeConsumer.polls = [{TP: [record(0)]}, {}, {}, {TP: [record(1)]}, {TP: [record(2)]}, {}]
+    asyncio.run(service.run())
+    waits = FakeConsumer.instance.waits  # type: ignore[attr-defined]
+    busy, idle = FETCH_WAIT_BUSY_MS, FETCH_WAIT_IDLE_MS
+    # records, then an empty poll switches to the long poll; the next records switch back
+    assert waits == [busy, busy, idle, idle, busy, busy, idle]
+    assert producer.sent == 3  # one keyed message per poll with records
