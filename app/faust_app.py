@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from aiokafka.errors import IllegalOperation, ProducerFenced
+from faust.types import TP
 from mode import Service
 
 from agents.actions import to_records
@@ -41,11 +41,20 @@ from agents.ingest_service import IngestService
 from agents.provider import RuntimeProvider
 from agents.rulebook import RuleBook
 from agents.rules_service import RulesService
-from agents.wire import decode
+from agents.wire import decode, partition_for
 from agents.writer import StateWriter
 from app.logging import logging_config
 from app.metrics import METRICS
 from app.settings import Settings
+from app.transactions import (
+    TransactionLost,
+    commit_transactions_between_messages,
+    drop_transaction,
+    gates_of,
+    has_transaction,
+    lost_transaction,
+    transactional_id,
+)
 from tables.definitions import (
     HISTORY_TABLE,
     STATE_TABLE,
@@ -56,10 +65,6 @@ from tables.definitions import (
 __all__ = ["Runtime", "create_runtime"]
 
 log = logging.getLogger("kairos.worker")
-
-#: Errors of a transactional producer whose partition moved to another worker (fenced) or whose
-#: transaction Faust ended on revocation: under exactly_once the message is simply not committed.
-LOST_TRANSACTION = (ProducerFenced, IllegalOperation)
 
 #: Broker long-poll of the worker's Faust consumer (ms); Faust hard-codes 1500.
 FAUST_FETCH_MAX_WAIT_MS = 10
@@ -88,6 +93,9 @@ class Runtime:
     feed: ClusterFeed
     provider: RuntimeProvider
     writer: StateWriter
+    #: Keyed partitions whose messages the detect agent skips until they are assigned again:
+    #: revoked, or (exactly_once) their transaction was lost.
+    paused: set[int] = field(default_factory=set)
     counts: dict[str, dict[str, int]] = field(
         default_factory=lambda: defaultdict(
             lambda: {"events": 0, "matches": 0, "timeouts": 0, "late": 0}
@@ -276,6 +284,7 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
     _shorten_faust_fetch_wait()
     _recover_to_the_last_stable_offset()
     _seek_streams_before_delivery()
+    commit_transactions_between_messages()
     app = _faust_app(settings)
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{settings.web_port}"
     book = RuleBook()
@@ -352,57 +361,36 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
         on_flush=on_flush,
     )
     runtime = Runtime(settings, app, book, detector, rules_service, ingest, feed, provider, writer)
-    revoked_partitions: set[int] = set()
+    #: Manual acks: exactly_once (a message is acked inside its transaction's gate, see
+    #: app/transactions.py) and coalesced writes (acked by the flush that persists it).
+    manual_acks = settings.exactly_once or COALESCE_STATE_WRITES
+    if settings.exactly_once:
+        gates_of(app).on_lost = lambda tid: _on_transaction_lost(runtime, tables, tid)
 
     @app.agent(keyed, name="kairos-detect")
     async def detect(stream: faust.StreamT) -> None:
         """Per message (exactly_once, and at_least_once unless COALESCE_STATE_WRITES): the
-        message is flushed at once and Faust acks it. Coalesced: acks are manual, after the
-        flush that persists the message's state."""
+        message is flushed at once. Acks: exactly_once and coalesced, manual (see
+        :func:`_handle`); at_least_once per message, Faust's."""
         await rules_service.loaded.wait()
-        per_message = settings.exactly_once or not COALESCE_STATE_WRITES
-        if not per_message:
+        if manual_acks:
             stream = stream.noack()
             acker.append(stream)
         async for event in stream.events():
             partition = event.message.partition
-            if partition in revoked_partitions:
-                continue  # taken before the revocation; the new owner reads it again
+            if partition in runtime.paused:
+                continue  # revoked or its transaction lost: read again after an assignment
             message = decode(event.value)
             async with writer.lock:
-                outcome = Outcome(partition)
-                for _ in detector.steps(partition, message, outcome):
-                    await asyncio.sleep(0)  # let web lookups in during long batches
-                try:
-                    records, sent = await _send_outcome(runtime, outcome)
-                    writer.add(
-                        partition,
-                        sent,
-                        ((r.key, r.cloudevent) for r in records),
-                        None if per_message else event,
-                    )
-                    if per_message or writer.due():
-                        await _flush(runtime, [partition] if per_message else None)
-                except LOST_TRANSACTION as exc:
-                    if not settings.exactly_once:
-                        raise
-                    # Another worker owns the partition now (it fenced this producer) or
-                    # Faust ended the partition's transaction on revocation: nothing of this
-                    # message is committed, and the new owner reads it again.
-                    log.warning(
-                        "keyed partition lost its transaction; its work here is dropped",
-                        extra={"partition": partition, "reason": repr(exc)},
-                    )
-                    writer.drop(partition)
-                    detector.forget(partition)
-                    continue
-            _count(runtime, outcome)
+                outcome = await _handle(runtime, partition, message, event if manual_acks else None)
+            if outcome is not None:
+                _count(runtime, outcome)
 
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         mine = sorted(tp.partition for tp in revoked if tp.topic == runtime.keyed_topic)
         if not mine:
             return
-        revoked_partitions.update(mine)
+        runtime.paused.update(mine)
         async with writer.lock:
             try:
                 written = await writer.flush(mine, ack=False)
@@ -420,13 +408,24 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
                 writer.drop(partition)
                 detector.forget(partition)
 
+    owned: set[int] = set()  # keyed partitions assigned by the last rebalance
+
     async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         mine = sorted(tp.partition for tp in assigned if tp.topic == runtime.keyed_topic)
+        if settings.exactly_once:
+            # A keyed partition that moved away may come back later: its local state may hold
+            # writes of a transaction the broker aborted when the new owner began. Before any
+            # await: the recovery this rebalance started has not read a changelog yet, and
+            # the agent skips every partition since the revocation.
+            for partition in sorted(owned - set(mine)):
+                _discard_local_state(runtime, tables, partition)
+        owned.clear()
+        owned.update(mine)
         async with writer.lock:
             for partition in mine:
                 writer.drop(partition)
                 detector.forget(partition)
-            revoked_partitions.difference_update(mine)
+            runtime.paused.difference_update(mine)
         log.info("keyed partitions assigned", extra={"partitions": mine})
 
     app.on_partitions_revoked.connect(on_revoked)
@@ -531,17 +530,114 @@ async def _send_outcome(runtime: Runtime, outcome: Outcome) -> tuple[list[Any], 
     return records, futures
 
 
+async def _handle(
+    runtime: Runtime, partition: int, message: Any, event: Any | None
+) -> Outcome | None:
+    """Apply one keyed-topic message and send what it produced (the caller holds the writer's
+    lock). ``event`` is acked by the flush that persists the message (manual acks); None:
+    Faust acks it. Per message (exactly_once; at_least_once unless COALESCE_STATE_WRITES)
+    that flush happens at once.
+
+    exactly_once: all of it (apply, send, flush, ack) runs under the gate of the partition's
+    transaction, so Faust's commit never ends that transaction inside the message. When the
+    transaction is lost (:func:`app.transactions.lost_transaction`: fenced, ended, or already
+    dropped) the message's work is dropped: not acked, nothing of it committed, and the
+    partition is paused until the rebalance that :func:`app.transactions.drop_transaction`
+    asks for; returns None then."""
+    settings = runtime.settings
+    per_message = settings.exactly_once or not COALESCE_STATE_WRITES
+    tid = None
+    gate: Any = contextlib.nullcontext()
+    if settings.exactly_once:
+        tid = transactional_id(runtime.app, runtime.keyed_topic, partition)
+        gate = gates_of(runtime.app)(tid)
+    async with gate:
+        try:
+            if tid is not None and not has_transaction(runtime.app, tid):
+                raise TransactionLost(f"no transaction for {tid}")
+            outcome = Outcome(partition)
+            for _ in runtime.detector.steps(partition, message, outcome):
+                await asyncio.sleep(0)  # let web lookups in during long batches
+            records, sent = await _send_outcome(runtime, outcome)
+            runtime.writer.add(partition, sent, ((r.key, r.cloudevent) for r in records), event)
+            if per_message or runtime.writer.due():
+                await _flush(runtime, [partition] if per_message else None)
+        except Exception as exc:
+            if tid is None or not lost_transaction(exc, settings.exactly_once):
+                raise
+            await drop_transaction(runtime.app, tid, exc)
+            return None
+    return outcome
+
+
 async def _flush(runtime: Runtime, partitions: list[int] | None) -> None:
     """Flush the detect agent's writes (caller holds the writer's lock); a detection Kafka
-    refused stops the worker (its state is not written: the replay sends it again)."""
+    refused stops the worker (its state is not written: the replay sends it again). Under
+    exactly_once a lost transaction is not a refused detection: it propagates, and the
+    caller drops the partition's work (:func:`_handle`)."""
     try:
         await runtime.writer.flush(partitions)
     except Exception as exc:
-        if runtime.settings.exactly_once and isinstance(exc, LOST_TRANSACTION):
-            raise  # the detect agent drops the partition's work: another worker owns it
+        if lost_transaction(exc, runtime.settings.exactly_once):
+            raise
         log.exception("detections not delivered; stopping the worker")
         await runtime.app.crash(exc)
         raise
+
+
+def _on_transaction_lost(runtime: Runtime, tables: dict[str, Any], tid: str) -> None:
+    """exactly_once: a keyed partition's transaction was dropped (:func:`drop_transaction`).
+    Pause the partition until its next assignment, forget what the detector and the writer
+    hold for it, and discard its local table state (it holds the dropped transaction's
+    writes). Synchronous: runs under the transaction's gate, with no other task in between."""
+    for partition in range(runtime.settings.partitions):
+        if transactional_id(runtime.app, runtime.keyed_topic, partition) == tid:
+            break
+    else:
+        return  # not a keyed partition's transaction
+    runtime.paused.add(partition)
+    runtime.writer.drop(partition)
+    runtime.detector.forget(partition)
+    _discard_local_state(runtime, tables, partition)
+
+
+def _key_partition(key: bytes, partitions: int) -> int:
+    """The keyed partition a table key belongs to (its entity key's, or the progress record's)."""
+    if key.startswith(b"\x00p"):  # progress record: b"\x00p<partition>"
+        return int(key[2:])
+    try:
+        return partition_for(key.decode(), partitions)
+    except UnicodeDecodeError:
+        return -1  # not a key the worker wrote
+
+
+def _discard_local_state(runtime: Runtime, tables: dict[str, Any], partition: int) -> None:
+    """Delete ``partition``'s keys from the local stores of the tables and make Faust's next
+    recovery read the partition's changelogs from their start (``read_committed``: exactly
+    what the transactions committed). Faust keeps a table partition's recovery offset across
+    rebalances and never removes what the worker wrote locally; without this a partition whose
+    transaction was aborted would later be recovered on top of the aborted writes, and the
+    progress record among them would skip the messages whose offers were aborted.
+
+    Memory store only: with rocksdb Faust recovers from the offset it persisted, so deleted
+    keys would not come back; the store is left as it is (docs/runtime.md, "Limits, known")."""
+    if not runtime.settings.store.startswith("memory://"):
+        log.warning(
+            "local state of a keyed partition may hold writes of an aborted transaction "
+            "(rocksdb store)",
+            extra={"partition": partition},
+        )
+        return
+    partitions = runtime.settings.partitions
+    recovery = runtime.app.tables.recovery
+    for table in tables.values():
+        store = table.data
+        for key in [k for k in list(store.keys()) if _key_partition(k, partitions) == partition]:
+            with contextlib.suppress(KeyError):
+                del store[key]
+        tp = TP(table.changelog_topic.get_topic_name(), partition)
+        recovery.active_offsets.pop(tp, None)
+        recovery.standby_offsets.pop(tp, None)
 
 
 def _watch(future: Any) -> None:
@@ -588,8 +684,9 @@ async def _send(
     """
     app = runtime.app
     if runtime.settings.exactly_once:
-        group = app.assignor.group_for_topic(runtime.keyed_topic)
-        tid = f"{app.conf.id}-{group}-{source_partition}"
+        tid = transactional_id(app, runtime.keyed_topic, source_partition)
+        if not has_transaction(app, tid):
+            raise TransactionLost(f"no transaction for {tid}")
         producer = app.consumer.transactions.producer
         return await producer.send(
             topic, key, value, partition, None, headers, transactional_id=tid
