@@ -41,11 +41,20 @@ class Emit(Tables):
             buf.release_node(cs[1], cs[2])
 
         holds_back = skip.is_skip_strategy
+        quiet = not self._prune_may_raise
         while completed:
             m = completed[0]
             if holds_back and partial and cs_key(m) > cs_key(partial[0]):
                 break
             completed.pop(0)
+            if not completed and quiet and all(cs[5] is None for cs in partial):
+                # nothing the strategy could prune (no other match, no started partial
+                # match): ``prune`` would change nothing, so a run that shares no buffer
+                # node is emitted and freed in one walk
+                got = buf.pop_private(m[1], m[2])
+                if got is not None:
+                    result.append(Match(*got))
+                    continue
             paths = buf.extract(m[1], m[2])
             ids = [
                 {stage: [(events[s][1], s) for s in seqs] for stage, seqs in p.items()}

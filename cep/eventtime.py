@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cep.match import Match, Timeout
+from cep.nfa import NFA
 from cep.pattern import to_millis
-from cep.state import NFAState
+from cep.state import _NEVER, NFAState
 
 
 @dataclass(slots=True)
@@ -46,6 +47,9 @@ class EventTimeProcessor:
         if self.max_out_of_orderness < 0:
             raise ValueError("max_out_of_orderness must be >= 0 milliseconds")
         self.processing_time = processing_time
+        # an NFA's state says when ``advance_time`` has nothing to do (before its deadline,
+        # no kept timeouts): then the call is skipped; other engines are always asked
+        self._knows_deadline = isinstance(nfa, NFA)
 
     def new_state(self) -> NFAState:
         return self.nfa.new_state()
@@ -55,9 +59,29 @@ class EventTimeProcessor:
     ) -> Output:
         """Buffer (or, in processing time, process) one event; release what the watermark passed."""
         out = Output()
+        if self.feed(state, event, timestamp, watermark, out.matches, out.timeouts):
+            out.late.append(event)
+        return out
+
+    def on_watermark(self, state: NFAState, watermark: int) -> Output:
+        """Advance the key to ``watermark`` (processing-time mode: the current time)."""
+        out = Output()
+        self.release(state, watermark, out.matches, out.timeouts)
+        return out
+
+    def feed(
+        self,
+        state: NFAState,
+        event: Any,
+        timestamp: int,
+        watermark: int | None,
+        matches: list[Match],
+        timeouts: list[Timeout],
+    ) -> bool:
+        """:meth:`on_event` appending to the caller's lists; True when the event is late."""
         if self.processing_time:
-            self._step(state, event, timestamp, out)
-            return out
+            self._step(state, event, timestamp, matches, timeouts)
+            return False
         if not state.early and timestamp >= state.watermark:
             # nothing buffered: if the new watermark already passes this event, skip the buffer
             max_ts = timestamp if timestamp > state.max_ts else state.max_ts
@@ -66,14 +90,11 @@ class EventTimeProcessor:
                 state.max_ts = max_ts
                 state.arrivals += 1
                 state.watermark = wm
-                self._step(state, event, timestamp, out)
-                timeouts, matches = self.nfa.advance_time(state, wm)
-                out.timeouts.extend(timeouts)
-                out.matches.extend(matches)
-                return out
-        if timestamp < state.watermark:
-            out.late.append(event)
-        else:
+                self._step(state, event, timestamp, matches, timeouts)
+                self._time(state, wm, matches, timeouts)
+                return False
+        late = timestamp < state.watermark
+        if not late:
             item = [timestamp, state.arrivals, event]
             state.arrivals += 1
             early = state.early
@@ -87,46 +108,73 @@ class EventTimeProcessor:
                 state.max_ts = timestamp
         wm = watermark if watermark is not None else state.max_ts - self.max_out_of_orderness
         if wm >= state.watermark:
-            self._advance_to(state, wm, out)
-        return out
+            self._advance_to(state, wm, matches, timeouts)
+        return late
 
-    def on_watermark(self, state: NFAState, watermark: int) -> Output:
-        """Advance the key to ``watermark`` (processing-time mode: the current time)."""
-        out = Output()
+    def release(
+        self, state: NFAState, watermark: int, matches: list[Match], timeouts: list[Timeout]
+    ) -> None:
+        """:meth:`on_watermark` appending to the caller's lists."""
         if self.processing_time:
-            timeouts, matches = self.nfa.advance_time(state, watermark)
-            out.timeouts.extend(timeouts)
-            out.matches.extend(matches)
-            return out
-        if watermark >= state.watermark:
-            self._advance_to(state, watermark, out)
-        return out
+            self._time(state, watermark, matches, timeouts)
+        elif watermark >= state.watermark:
+            self._advance_to(state, watermark, matches, timeouts)
 
     def next_deadline(self, state: NFAState) -> float | None:
         """Earliest watermark at which ``on_watermark`` can produce output, or None."""
+        if self._knows_deadline:
+            # ``NFA.next_deadline``, inlined
+            pending = state.pending_timeouts
+            d = min(t.timestamp for t in pending) if pending else state.deadline
+            early = state.early
+            if early:
+                first = early[0][0]
+                if first < d:
+                    d = first
+            return None if d == _NEVER else d
         d = self.nfa.next_deadline(state)
         if state.early:
             first = state.early[0][0]
             d = first if d is None else min(d, first)
         return d
 
-    def _advance_to(self, state: NFAState, wm: float, out: Output) -> None:
+    def _advance_to(
+        self, state: NFAState, wm: float, matches: list[Match], timeouts: list[Timeout]
+    ) -> None:
         state.watermark = wm
         early = state.early
-        n = 0
-        while n < len(early) and early[n][0] <= wm:
-            n += 1
-        if n:
-            ready = early[:n]
-            state.early = early[n:] if n < len(early) else ()
+        if early and early[0][0] <= wm:
+            n = 1
+            size = len(early)
+            while n < size and early[n][0] <= wm:
+                n += 1
+            if n < size:
+                ready = early[:n]
+                state.early = early[n:]
+            else:
+                ready = early
+                state.early = ()
+            step = self._step
             for ts, _arrival, event in ready:
-                self._step(state, event, ts, out)
-        timeouts, matches = self.nfa.advance_time(state, wm)
-        out.timeouts.extend(timeouts)
-        out.matches.extend(matches)
+                step(state, event, ts, matches, timeouts)
+        self._time(state, wm, matches, timeouts)
 
-    def _step(self, state: NFAState, event: Any, ts: int, out: Output) -> None:
-        timeouts, matches = self.nfa.advance_time(state, ts)
-        out.timeouts.extend(timeouts)
-        out.matches.extend(matches)
-        out.matches.extend(self.nfa.process(state, event, ts))
+    def _time(
+        self, state: NFAState, ts: float, matches: list[Match], timeouts: list[Timeout]
+    ) -> None:
+        """``advance_time(ts)`` unless the state says it has nothing to do."""
+        if self._knows_deadline and ts < state.deadline and not state.pending_timeouts:
+            return
+        t, m = self.nfa.advance_time(state, ts)
+        if t:
+            timeouts.extend(t)
+        if m:
+            matches.extend(m)
+
+    def _step(
+        self, state: NFAState, event: Any, ts: int, matches: list[Match], timeouts: list[Timeout]
+    ) -> None:
+        self._time(state, ts, matches, timeouts)
+        m = self.nfa.process(state, event, ts)
+        if m:
+            matches.extend(m)

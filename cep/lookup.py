@@ -48,6 +48,9 @@ class Tables:
         # deadline is the first run's (O(1) instead of a scan)
         self._first_run_deadline = window_time > 0 and all(w is None for w in self.win_prev)
         self.skip = skip
+        # ``skip_to_first/last(...).throw_exception_on_miss()`` checks every match: its
+        # ``prune`` may raise even when there is nothing to prune
+        self._prune_may_raise = bool(getattr(skip, "throw_on_miss", False))
         self.max_partial_matches = max_partial_matches
         self.pattern = pattern
         # transition rows: (action, source, target, fn(e, ctx), simple fn, cache key, negated)

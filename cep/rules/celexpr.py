@@ -125,6 +125,44 @@ def _member_reads(tokens: list[Token], name: str) -> frozenset[str] | None:
     return frozenset(fields)
 
 
+def stage_fields(src: str) -> dict[str, frozenset[str] | None] | None:
+    """Per stage named in ``src``, the event fields it reads as ``stages.NAME[INDEX].FIELD``.
+
+    A stage read any other way (``size(stages.a)``, ``stages.a[0]``, ``stages.a[0].size()``,
+    a macro over it) maps to
+    None (whole events); the result is None when ``stages`` itself is used another way.
+    """
+    tokens = tokenize(src)
+    out: dict[str, set[str] | None] = {}
+    n = len(tokens)
+    for i, tok in enumerate(tokens):
+        if tok.kind != "ident" or tok.text != "stages":
+            continue
+        if i > 0 and tokens[i - 1].text == ".":
+            continue  # a field called like the variable: x.stages
+        if not (i + 2 < n and tokens[i + 1].text == "." and tokens[i + 2].kind == "ident"):
+            return None
+        name = tokens[i + 2].text
+        j = i + 3
+        if (
+            j + 4 < n
+            and tokens[j].text == "["
+            and tokens[j + 1].kind == "num"
+            and tokens[j + 2].text == "]"
+            and tokens[j + 3].text == "."
+            and tokens[j + 4].kind == "ident"
+            and not (j + 5 < n and tokens[j + 5].text == "(")  # a method of the event map
+        ):
+            if name not in out:
+                out[name] = set()
+            fields = out[name]
+            if fields is not None:
+                fields.add(tokens[j + 4].text)
+        else:
+            out[name] = None
+    return {k: (frozenset(v) if v is not None else None) for k, v in out.items()}
+
+
 def analyse(src: str, program: Any) -> Reads:
     tokens = tokenize(src)
     bound = set()

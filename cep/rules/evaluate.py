@@ -16,7 +16,7 @@ from typing import Any
 
 import cel
 
-from .celexpr import CelExpr, FlatExpr, flatten
+from .celexpr import CelExpr, FlatExpr, flatten, project, stage_fields
 from .model import Rule, Stage
 
 #: Key added to an event stored in the engine when its id comes from the caller.
@@ -71,6 +71,7 @@ class RuleEnv:
         self._vars: dict[str, Any] = {}
         self.errors = 0
         self.last_error: str | None = None
+        self._plans: dict[int, _DataPlan] = {}
 
     def _flatten(self, expr: CelExpr) -> FlatExpr:
         flat = self._flat.get(id(expr))
@@ -173,12 +174,26 @@ class RuleEnv:
         """Evaluate an action's ``data`` tree; failed expressions give null and an error."""
         if compiled is None:
             return None, []
-        variables = {
-            "stages": {n: [strip(e) for e in stages.get(n, [])] for n in self.stage_names},
-            "key": key,
-            "context": context or {},
-            "event": strip(last) if last is not None else {},
-        }
+        plan = self._plans.get(id(compiled))
+        if plan is None or plan.compiled is not compiled:
+            plan = self._plans[id(compiled)] = _DataPlan(compiled, self.stage_names)
+        # only what the expressions read is converted to CEL (the costly part): the stages
+        # they name, projected to the fields read as ``stages.s[i].f``, and the variables used
+        variables: dict[str, Any] = {}
+        if plan.stages is not None:
+            variables["stages"] = {
+                n: [project(e, fields, RESERVED_ID) for e in stages.get(n, ())]
+                for n, fields in plan.stages
+            }
+        if plan.key:
+            variables["key"] = key
+        if plan.context is not False:
+            ctx_all = context or {}
+            variables["context"] = (
+                ctx_all if plan.context is None else project(ctx_all, plan.context, "")
+            )
+        if plan.event is not False:
+            variables["event"] = project(last, plan.event, RESERVED_ID) if last is not None else {}
         ctx = cel.Context(variables)
         errors: list[str] = []
 
@@ -196,3 +211,75 @@ class RuleEnv:
             return node
 
         return walk(compiled, "data"), errors
+
+
+class _DataPlan:
+    """What the expressions of one ``data`` tree read, so :meth:`RuleEnv.data` converts only
+    that. ``stages``: ``(stage, fields or None for whole events)`` pairs, None when no
+    expression reads ``stages``; ``context`` / ``event``: the fields read (None: all of it,
+    False: not read); ``key``: whether ``key`` is read."""
+
+    __slots__ = ("compiled", "context", "event", "key", "stages")
+
+    def __init__(self, compiled: Any, stage_names: list[str]) -> None:
+        self.compiled = compiled
+        exprs: list[CelExpr] = []
+        _collect(compiled, exprs)
+        used: set[str] = set()
+        bound: set[str] = set()
+        for e in exprs:
+            used |= e.reads.variables
+            bound |= e.reads.bound
+        self.key = "key" in used
+        self.context = self._fields(exprs, "context", used, bound)
+        self.event = self._fields(exprs, "event", used, bound)
+        self.stages: list[tuple[str, frozenset[str] | None]] | None = None
+        if "stages" in used:
+            per: dict[str, frozenset[str] | None] | None = {}
+            if "stages" in bound:
+                per = None
+            else:
+                for e in exprs:
+                    if "stages" not in e.reads.variables:
+                        continue
+                    got = stage_fields(e.source)
+                    if got is None:
+                        per = None
+                        break
+                    for n, f in got.items():
+                        had = per.get(n, frozenset())
+                        per[n] = None if f is None or had is None else had | (f - _RESERVED)
+            if per is None:
+                self.stages = [(n, None) for n in stage_names]
+            else:
+                self.stages = [(n, per[n]) for n in stage_names if n in per]
+
+    @staticmethod
+    def _fields(exprs: list[CelExpr], var: str, used: set[str], bound: set[str]) -> Any:
+        if var not in used:
+            return False
+        if var in bound:
+            return None
+        fields: set[str] = set()
+        for e in exprs:
+            if var not in e.reads.variables:
+                continue
+            got = e.reads.event_fields if var == "event" else e.reads.context_fields
+            if got is None:
+                return None
+            fields |= got
+        return frozenset(fields) - _RESERVED
+
+
+_RESERVED = frozenset({RESERVED_ID})  # never readable: the engine's copy of an event id
+
+
+def _collect(node: Any, out: list[CelExpr]) -> None:
+    if isinstance(node, CelExpr):
+        out.append(node)
+    elif isinstance(node, dict):
+        for v in node.values():
+            _collect(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            _collect(v, out)

@@ -19,7 +19,7 @@ from .compiler import to_pattern
 from .detection import Detection
 from .errors import EventError, Reason, RuleError
 from .evaluate import RESERVED_ID, RuleEnv
-from .extract import Extractor, content_id, context_key_of
+from .extract import _MISSING, Extractor, content_id, context_key_of
 from .model import Action, Rule
 
 _STATE_MAGIC = b"KRS1"
@@ -43,6 +43,8 @@ class _Compiled:
     etp: EventTimeProcessor
     stage_order: list[str]
     extract: Extractor
+    id_field: str | None  # the id field when it is one top-level field (read inline)
+    event_time: bool
 
 
 class RuleRunner:
@@ -59,7 +61,17 @@ class RuleRunner:
             etp = EventTimeProcessor(
                 nfa, rule.max_out_of_orderness, processing_time=rule.time is None
             )
-            c = _Compiled(rule, env, nfa, etp, rule.stage_names, Extractor(rule))
+            extract = Extractor(rule)
+            c = _Compiled(
+                rule,
+                env,
+                nfa,
+                etp,
+                rule.stage_names,
+                extract,
+                _id_field(rule),
+                rule.time is not None,
+            )
             self._rules[rule.name] = c
             for topic in rule.source:
                 self._by_topic.setdefault(topic, []).append(c)
@@ -154,7 +166,8 @@ class RuleRunner:
         prev = self._max_ts.get(name)
         if prev is None or ts > prev:
             self._max_ts[name] = prev = ts
-        return prev - self._get(name).rule.max_out_of_orderness
+        c = self._rules.get(name) or self._get(name)
+        return prev - c.rule.max_out_of_orderness
 
     def watermark(self, name: str) -> int | None:
         """The current watermark of rule ``name`` (None before any event)."""
@@ -203,7 +216,8 @@ class RuleRunner:
 
     def next_deadline(self, name: str, state: NFAState) -> float | None:
         """Earliest watermark (or processing time) at which :meth:`advance` can emit."""
-        return self._get(name).etp.next_deadline(state)
+        c = self._rules.get(name) or self._get(name)
+        return c.etp.next_deadline(state)
 
     # -- processing -----------------------------------------------------------------------
     def process(
@@ -225,21 +239,23 @@ class RuleRunner:
         ``eid`` names the event when the rule has no ``id`` field (default: a content hash).
         """
         c = self._rules.get(name) or self._get(name)
-        rule = c.rule
-        own = c.extract.id(event)
-        if own is None:
+        id_field = c.id_field
+        own = event.get(id_field, _MISSING) if id_field is not None else c.extract.id(event)
+        if own is None or own is _MISSING:
             if eid is None:
                 eid = content_id(event)
             stored = {**event, RESERVED_ID: eid}
         else:
             stored = event
             eid = own
-        if watermark is not None and ts < watermark and rule.time is not None:
+        if watermark is not None and ts < watermark and c.event_time:
             return [self._late(c, key, eid, ts, watermark)]
         c.env.bind(key, context)
-        out = c.etp.on_event(state, stored, ts, watermark)
-        found = self._detections(c, key, context, out)
-        for _event in out.late:
+        matches: list[Any] = []
+        timeouts: list[Any] = []
+        late = c.etp.feed(state, stored, ts, watermark, matches, timeouts)
+        found = self._detections(c, key, context, matches, timeouts) if matches or timeouts else []
+        if late:
             found.append(self._late(c, key, eid, ts, state.watermark))
         return found
 
@@ -252,9 +268,14 @@ class RuleRunner:
         context: dict[str, Any] | None = None,
     ) -> list[Detection]:
         """Move time for ``key`` to ``watermark``: buffered events, timeouts, absence matches."""
-        c = self._get(name)
+        c = self._rules.get(name) or self._get(name)
         c.env.bind(key, context)
-        return self._detections(c, key, context, c.etp.on_watermark(state, watermark))
+        matches: list[Any] = []
+        timeouts: list[Any] = []
+        c.etp.release(state, watermark, matches, timeouts)
+        if matches or timeouts:
+            return self._detections(c, key, context, matches, timeouts)
+        return []
 
     # -- detections -----------------------------------------------------------------------
     def _late(self, c: _Compiled, key: Any, eid: Any, ts: int, watermark: Any) -> Detection:
@@ -270,17 +291,22 @@ class RuleRunner:
         )
 
     def _detections(
-        self, c: _Compiled, key: Any, context: dict[str, Any] | None, out: Any
+        self,
+        c: _Compiled,
+        key: Any,
+        context: dict[str, Any] | None,
+        matches: list[Any],
+        timeouts: list[Any],
     ) -> list[Detection]:
         found: list[Detection] = []
         rule = c.rule
         if rule.emit is not None:
-            for m in out.matches:
+            for m in matches:
                 found.append(
                     self._detection(c, "match", m.events, m.start, m.end, key, context, rule.emit)
                 )
         if rule.on_timeout is not None:
-            for t in out.timeouts:
+            for t in timeouts:
                 start = t.start if t.start is not None and t.start >= 0 else None
                 found.append(
                     self._detection(
@@ -328,6 +354,11 @@ class RuleRunner:
         if RESERVED_ID in event:
             return event[RESERVED_ID]
         return c.extract.id(event)
+
+
+def _id_field(rule: Rule) -> str | None:
+    path = rule.id
+    return path[0] if path is not None and len(path) == 1 else None
 
 
 def _int(value: Any) -> int | None:

@@ -1,7 +1,10 @@
 """The engine's shortcuts change nothing: the same NFA with every shortcut switched off (all
 events through Flink's general edge walk, general buffer operations, no quick check, fresh
-states built by ``_process``) gives the same outputs, deadlines and state bytes after every
-step, and a ``PatternSet`` gives what its patterns give when each is run alone on every event.
+states built by ``_process``, every match through the skip strategy's ``prune``) gives the
+same outputs, deadlines and state bytes after every step, and a ``PatternSet`` gives what its
+patterns give when each is run alone on every event. The event-time buffer's shortcut (no
+``advance_time`` call before a state's deadline, ``next_deadline`` read from the state) is
+held to the same standard against the plain calls.
 """
 
 from __future__ import annotations
@@ -11,7 +14,15 @@ from typing import Any
 
 import pytest
 
-from cep import NFA, Pattern, PatternSet, SkipStrategy, WithinType, compile_pattern
+from cep import (
+    NFA,
+    EventTimeProcessor,
+    Pattern,
+    PatternSet,
+    SkipStrategy,
+    WithinType,
+    compile_pattern,
+)
 from cep.state import NFAState
 
 
@@ -30,6 +41,7 @@ def _general(nfa: NFA) -> NFA:
     nfa.fast_take = [None] * n
     nfa._quick = [(None, None)] * n
     nfa._first_take = None
+    nfa._prune_may_raise = True  # every match through ``prune`` (no one-walk emission)
     return nfa
 
 
@@ -47,6 +59,7 @@ SKIPS = {
     "skip_past_last_event": SkipStrategy.skip_past_last_event,
     "skip_to_first_b": lambda: SkipStrategy.skip_to_first("b"),
     "skip_to_last_b": lambda: SkipStrategy.skip_to_last("b"),
+    "skip_to_first_b_throw": lambda: SkipStrategy.skip_to_first("b").throw_exception_on_miss(),
 }
 
 
@@ -150,3 +163,53 @@ def test_pattern_set_gives_what_each_pattern_gives_alone() -> None:
         assert sorted(map(repr, got_m)) == sorted(map(repr, want_m))
         seen += len(want_m) + len(want_t)
     assert seen > 100  # the stream exercises matches and timeouts, not only idle keys
+
+
+def _plain(proc: EventTimeProcessor) -> EventTimeProcessor:
+    """The processor asking its NFA every time (as for an engine that is not an ``NFA``)."""
+    proc._knows_deadline = False
+    return proc
+
+
+def _event_time_steps(seed: int, n: int) -> list[tuple[str, int, int | None, Any]]:
+    """Events out of order within 12 time units, some late; caller watermarks sometimes."""
+    rnd = random.Random(seed)
+    now, out = 0, []
+    for i in range(n):
+        now += rnd.choice([0, 1, 2, 3])
+        r = rnd.random()
+        if r < 0.1:
+            out.append(("watermark", now - rnd.randrange(15), None, None))
+            continue
+        ts = max(0, now - rnd.randrange(12 if r < 0.95 else 40))
+        wm = now - 10 if r < 0.4 else None
+        ev = {"t": rnd.choice("aabbbccdx"), "v": rnd.randrange(6), "i": i}
+        out.append(("event", ts, wm, ev))
+    return out
+
+
+@pytest.mark.parametrize("processing_time", [False, True])
+@pytest.mark.parametrize("skip", ["no_skip", "skip_past_last_event", "skip_to_first_b"])
+def test_event_time_shortcuts_change_no_output_and_no_state_byte(
+    skip: str, processing_time: bool
+) -> None:
+    emitted = 0
+    for k, pattern in enumerate(_shapes(skip)):
+        nfa = compile_pattern(pattern, max_partial_matches=6 if k % 2 else 40)
+        fast = EventTimeProcessor(nfa, 10, processing_time=processing_time)
+        slow = _plain(EventTimeProcessor(nfa, 10, processing_time=processing_time))
+        assert fast._knows_deadline and not slow._knows_deadline
+        fs, ss = fast.new_state(), slow.new_state()
+        for step, (kind, ts, wm, ev) in enumerate(_event_time_steps(k, 250)):
+            if kind == "watermark":
+                got, want = fast.on_watermark(fs, ts), slow.on_watermark(ss, ts)
+            else:
+                got, want = fast.on_event(fs, ev, ts, wm), slow.on_event(ss, ev, ts, wm)
+            where = f"pattern {k}, step {step}"
+            assert repr(got) == repr(want), where
+            assert fast.next_deadline(fs) == slow.next_deadline(ss), where
+            assert fs == ss, where
+            if step % 10 == 0:
+                assert fs.to_bytes() == ss.to_bytes(), where
+            emitted += len(got.matches) + len(got.timeouts) + len(got.late)
+    assert emitted > 100  # the streams produce matches, timeouts and late events
