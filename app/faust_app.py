@@ -43,6 +43,7 @@ from agents.rulebook import RuleBook
 from agents.rules_service import RulesService
 from agents.wire import decode, partition_for
 from agents.writer import StateWriter
+from app.diagnostics import install as install_diagnostics
 from app.logging import logging_config
 from app.metrics import METRICS
 from app.settings import Settings
@@ -73,10 +74,9 @@ STATE_FLUSH_INTERVAL = 0.5
 #: ... and after this many keyed-topic messages (see agents/writer.py).
 STATE_FLUSH_MESSAGES = 500
 #: Coalesce the detect agent's table writes under at_least_once (manual acks after each flush).
-#: Off: with it on, a worker given back keyed partitions by a rebalance stalled in Faust's
-#: changelog recovery in 2 of 5 runs of tests/integration/test_runtime_flush.py (cause not
-#: found yet; never seen with per-message writes). Off, every message is flushed at once and
-#: Faust acks it, exactly as before coalescing.
+#: Off by default: it was kept off by the rebalance-recovery stall, now fixed (see
+#: _fetch_only_the_partitions_asked_for). Off, every message is flushed at once and Faust
+#: acks it, exactly as before coalescing.
 COALESCE_STATE_WRITES = False
 
 
@@ -143,6 +143,36 @@ def _shorten_faust_fetch_wait() -> None:
 
     thread_cls._create_worker_consumer = create  # type: ignore[method-assign]
     thread_cls._kairos_fetch_wait = True  # type: ignore[attr-defined]
+
+
+def _fetch_only_the_partitions_asked_for() -> None:
+    """Make each of Faust's fetches return records only of the partitions active when it began.
+
+    faust-streaming 0.15 hands its fetch the consumer's live set of active partitions, and
+    aiokafka's ``fetched_records`` returns the records of *every* assigned partition when that
+    set is empty. A fetch started before a rebalance waits through it; the rebalance pauses
+    every partition, which empties the set. When the worker kept partitions, recovery then
+    seeks their changelog partitions to where it reads from, and records fetched from there
+    came back through that fetch while the flow was still stopped: Faust drops a batch fetched
+    while the flow is stopped and seeks only the stream partitions back to their committed
+    offsets, so the changelog records were consumed and never read again. Recovery waited for
+    them forever ("No event received for active tp"; docs/runtime.md, "Limits, known").
+    A copy of the set, taken when the fetch begins, is never empty (Faust fetches only with
+    active partitions) and keeps the fetch to the partitions it was asked for.
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    thread_cls = driver.AIOKafkaConsumerThread
+    if getattr(thread_cls, "_kairos_fetch_snapshot", False):
+        return
+    original = thread_cls.getmany
+
+    async def getmany(self: Any, active_partitions: Any, timeout: float) -> Any:
+        asked = None if active_partitions is None else frozenset(active_partitions)
+        return await original(self, asked, timeout)
+
+    thread_cls.getmany = getmany  # type: ignore[method-assign]
+    thread_cls._kairos_fetch_snapshot = True  # type: ignore[attr-defined]
 
 
 def _recover_to_the_last_stable_offset() -> None:
@@ -282,10 +312,12 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
     """Build the worker: Faust app, tables, the detect agent and the Kafka services."""
     settings = settings or Settings.from_env()
     _shorten_faust_fetch_wait()
+    _fetch_only_the_partitions_asked_for()
     _recover_to_the_last_stable_offset()
     _seek_streams_before_delivery()
     commit_transactions_between_messages()
     app = _faust_app(settings)
+    install_diagnostics(app)  # SIGUSR1 / a stalled recovery: task stacks + recovery state
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{settings.web_port}"
     book = RuleBook()
     partitions = settings.partitions

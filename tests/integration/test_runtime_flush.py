@@ -100,10 +100,6 @@ def test_sigkill_between_flushes_loses_nothing(kafka_bootstrap: str, tmp_path: P
         w2.stop()
 
 
-@pytest.mark.known_defect(
-    reason="a worker keeping partitions through a rebalance sometimes stalls in Faust's "
-    "changelog recovery ('No event received for active tp'); docs/runtime.md, Limits, known"
-)
 def test_revocation_flushes_and_the_new_owner_completes_the_matches(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
