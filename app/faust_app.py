@@ -54,6 +54,8 @@ from app.transactions import (
     gates_of,
     has_transaction,
     lost_transaction,
+    request_rejoin,
+    retire_producer,
     transactional_id,
 )
 from tables.definitions import (
@@ -78,6 +80,9 @@ STATE_FLUSH_MESSAGES = 500
 #: _fetch_only_the_partitions_asked_for). Off, every message is flushed at once and Faust
 #: acks it, exactly as before coalescing.
 COALESCE_STATE_WRITES = False
+#: exactly_once: seconds a keyed partition paused by a lost transaction waits for the
+#: rebalance it asked for before the worker asks again.
+LOST_REJOIN_INTERVAL = 10.0
 
 
 @dataclass
@@ -96,6 +101,8 @@ class Runtime:
     #: Keyed partitions whose messages the detect agent skips until they are assigned again:
     #: revoked, or (exactly_once) their transaction was lost.
     paused: set[int] = field(default_factory=set)
+    #: exactly_once: keyed partitions paused by a lost transaction, and since when (monotonic).
+    lost: dict[int, float] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(
         default_factory=lambda: defaultdict(
             lambda: {"events": 0, "matches": 0, "timeouts": 0, "late": 0}
@@ -419,10 +426,16 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
                 _count(runtime, outcome)
 
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        # Every rebalance revokes every partition the worker had (aiokafka's eager protocol),
+        # also when the group reset the member without it seeing the partitions move.
         mine = sorted(tp.partition for tp in revoked if tp.topic == runtime.keyed_topic)
         if not mine:
             return
         runtime.paused.update(mine)
+        if settings.exactly_once:
+            async with writer.lock:  # no message in progress: the agent holds it per message
+                await _retire_transactions(runtime, tables, mine)
+            return
         async with writer.lock:
             try:
                 written = await writer.flush(mine, ack=False)
@@ -440,24 +453,14 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
                 writer.drop(partition)
                 detector.forget(partition)
 
-    owned: set[int] = set()  # keyed partitions assigned by the last rebalance
-
     async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         mine = sorted(tp.partition for tp in assigned if tp.topic == runtime.keyed_topic)
-        if settings.exactly_once:
-            # A keyed partition that moved away may come back later: its local state may hold
-            # writes of a transaction the broker aborted when the new owner began. Before any
-            # await: the recovery this rebalance started has not read a changelog yet, and
-            # the agent skips every partition since the revocation.
-            for partition in sorted(owned - set(mine)):
-                _discard_local_state(runtime, tables, partition)
-        owned.clear()
-        owned.update(mine)
         async with writer.lock:
             for partition in mine:
                 writer.drop(partition)
                 detector.forget(partition)
             runtime.paused.difference_update(mine)
+            runtime.lost.clear()  # this rebalance is what they waited for, wherever they went
         log.info("keyed partitions assigned", extra={"partitions": mine})
 
     app.on_partitions_revoked.connect(on_revoked)
@@ -484,6 +487,28 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
             self.add_future(self._start_ingest())
             if COALESCE_STATE_WRITES and not settings.exactly_once:
                 self.add_future(self._flush_forever())
+            if settings.exactly_once:
+                self.add_future(self._rejoin_while_lost())
+
+        async def _rejoin_while_lost(self) -> None:
+            """Ask again for the rebalance a lost transaction needs (its request is a no-op
+            when the consumer is already joining): a partition paused by a lost transaction is
+            processed only once it is assigned again."""
+            while not self.should_stop:
+                await asyncio.sleep(LOST_REJOIN_INTERVAL / 2)
+                now = time.monotonic()
+                waiting = sorted(
+                    p for p, t in runtime.lost.items() if now - t >= LOST_REJOIN_INTERVAL
+                )
+                if waiting and not app.rebalancing:
+                    log.warning(
+                        "keyed partitions still wait for a rebalance after losing their "
+                        "transaction; asking to rejoin the group again",
+                        extra={"partitions": waiting},
+                    )
+                    for partition in waiting:
+                        runtime.lost[partition] = now
+                    request_rejoin(app)
 
         async def _flush_forever(self) -> None:
             """Flush the detect agent's writes when no message arrives to do it."""
@@ -579,11 +604,15 @@ async def _handle(
     settings = runtime.settings
     per_message = settings.exactly_once or not COALESCE_STATE_WRITES
     tid = None
+    gates = gates_of(runtime.app)
     gate: Any = contextlib.nullcontext()
     if settings.exactly_once:
         tid = transactional_id(runtime.app, runtime.keyed_topic, partition)
-        gate = gates_of(runtime.app)(tid)
+        gate = gates(tid)
     async with gate:
+        epoch = gates.epoch(tid) if tid is not None else 0
+        if tid is not None and partition in runtime.paused:
+            return None  # its transaction was lost, or it was revoked, while this one waited
         try:
             if tid is not None and not has_transaction(runtime.app, tid):
                 raise TransactionLost(f"no transaction for {tid}")
@@ -597,7 +626,7 @@ async def _handle(
         except Exception as exc:
             if tid is None or not lost_transaction(exc, settings.exactly_once):
                 raise
-            await drop_transaction(runtime.app, tid, exc)
+            await drop_transaction(runtime.app, tid, exc, epoch)
             return None
     return outcome
 
@@ -628,9 +657,35 @@ def _on_transaction_lost(runtime: Runtime, tables: dict[str, Any], tid: str) -> 
     else:
         return  # not a keyed partition's transaction
     runtime.paused.add(partition)
+    runtime.lost[partition] = time.monotonic()
     runtime.writer.drop(partition)
     runtime.detector.forget(partition)
     _discard_local_state(runtime, tables, partition)
+
+
+async def _retire_transactions(
+    runtime: Runtime, tables: dict[str, Any], partitions: list[int]
+) -> None:
+    """exactly_once, on revocation (every rebalance revokes every partition): give up each
+    keyed partition's transaction and local state, so the partitions assigned next start from
+    what the broker committed. Faust keeps the producer of a partition it is assigned again
+    and only begins the transaction anew: when another worker held the partition meanwhile
+    (this one was a zombie, or reset by the group) that producer is fenced, and the local
+    state lacks the other worker's writes and holds the aborted ones. Here every producer is
+    retired (:func:`app.transactions.retire_producer`; Faust starts a new one, whose
+    initialization aborts what the old one left open) and the local state is discarded and
+    recovered from the changelogs (``read_committed``). The work since the last commit is
+    done again. The caller holds the writer's lock: no message is in progress; each
+    transaction's gate is taken too, so no commit is in progress on a producer retired (a
+    commit is bounded by :data:`app.transactions.COMMIT_TIMEOUT`)."""
+    gates = gates_of(runtime.app)
+    for partition in partitions:
+        tid = transactional_id(runtime.app, runtime.keyed_topic, partition)
+        async with gates(tid):
+            retire_producer(runtime.app, tid)
+        runtime.writer.drop(partition)
+        runtime.detector.forget(partition)
+        _discard_local_state(runtime, tables, partition)
 
 
 def _key_partition(key: bytes, partitions: int) -> int:
@@ -670,6 +725,10 @@ def _discard_local_state(runtime: Runtime, tables: dict[str, Any], partition: in
         tp = TP(table.changelog_topic.get_topic_name(), partition)
         recovery.active_offsets.pop(tp, None)
         recovery.standby_offsets.pop(tp, None)
+        # changelog records an earlier recovery read but has not applied yet
+        buffered = recovery.buffers.get(table)
+        if buffered:
+            buffered[:] = [e for e in buffered if e.message.tp != tp]
 
 
 def _watch(future: Any) -> None:

@@ -48,6 +48,8 @@ __all__ = [
     "gates_of",
     "has_transaction",
     "lost_transaction",
+    "request_rejoin",
+    "retire_producer",
     "transactional_id",
 ]
 
@@ -55,6 +57,11 @@ log = logging.getLogger("kairos.transactions")
 
 #: Seconds to wait for a dropped transaction's producer to stop (it is fenced or broken).
 PRODUCER_STOP_TIMEOUT = 10.0
+#: Seconds a commit (offsets, commit, begin) of one transaction may take: aiokafka waits
+#: without a bound for its sender (a stopped producer's never answers), and the commit holds
+#: the partition's gate meanwhile, so a stuck commit stopped the partition's processing and
+#: the next rebalance. A commit that takes longer is treated as lost.
+COMMIT_TIMEOUT = 30.0
 
 
 class TransactionLost(KafkaError):
@@ -97,7 +104,16 @@ class TransactionGates:
 
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
+        self._epochs: dict[str, int] = {}
         self.on_lost: Callable[[str], None] | None = None
+
+    def epoch(self, tid: str) -> int:
+        """How many times the worker gave up ``tid``'s producer: work begun under another
+        epoch belongs to a transaction that is gone."""
+        return self._epochs.get(tid, 0)
+
+    def next_epoch(self, tid: str) -> None:
+        self._epochs[tid] = self.epoch(tid) + 1
 
     def __call__(self, tid: str) -> asyncio.Lock:
         lock = self._locks.get(tid)
@@ -115,7 +131,7 @@ def gates_of(app: Any) -> TransactionGates:
     return gates
 
 
-def _request_rejoin(app: Any) -> None:
+def request_rejoin(app: Any) -> None:
     """Ask the Faust consumer's aiokafka consumer (it runs in its own thread and loop) to
     rejoin the group at its next poll."""
     try:
@@ -126,31 +142,69 @@ def _request_rejoin(app: Any) -> None:
         log.debug("no consumer to rejoin the group", exc_info=True)
 
 
-async def drop_transaction(app: Any, tid: str, reason: BaseException) -> None:
-    """Give up the transaction ``tid`` on this worker: call the gates' ``on_lost``, remove and
-    stop its producer (the broker aborts what it holds), and ask the consumer to rejoin the
-    group, whose rebalance begins a new transaction for the partition where it is assigned.
-    The caller holds the id's gate; the producer's driver lock is not needed (nothing is sent
-    with a producer that is no longer registered)."""
+async def _stop_producer(producer: Any) -> None:
+    try:
+        await asyncio.wait_for(producer.stop(), PRODUCER_STOP_TIMEOUT)
+    except Exception:
+        log.debug("stopping a retired transactional producer failed", exc_info=True)
+
+
+#: Background stops of retired producers (kept referenced until done).
+_stopping: set[asyncio.Future[Any]] = set()
+
+
+def retire_producer(app: Any, tid: str) -> None:
+    """Remove ``tid``'s transactional producer and stop it in the background; the broker aborts
+    its open transaction when the next producer of ``tid`` (Faust begins one for every
+    assigned keyed partition) initializes, on whichever worker that is. Work begun before is
+    of the old epoch (:meth:`TransactionGates.epoch`): nothing of it is committed. Synchronous;
+    the caller holds the id's gate, so no commit is waiting on the producer (a stopped
+    producer never answers it)."""
+    gates_of(app).next_epoch(tid)
+    producer = app.consumer.transactions.producer._transaction_producers.pop(tid, None)
+    if producer is not None:
+        stop = asyncio.ensure_future(_stop_producer(producer))
+        _stopping.add(stop)
+        stop.add_done_callback(_stopping.discard)
+
+
+async def drop_transaction(app: Any, tid: str, reason: BaseException, epoch: int) -> None:
+    """Give up the transaction ``tid`` on this worker: call the gates' ``on_lost``, retire its
+    producer (:func:`retire_producer`), and ask the consumer to rejoin the group, whose
+    rebalance begins a new transaction for the partition where it is assigned. ``epoch`` is
+    the id's epoch when the failed work began: if the producer was retired since (a rebalance
+    replaced it), the failure is of a transaction already given up and nothing is done. The
+    caller holds the id's gate; the producer's driver lock is not needed (nothing is sent with
+    a producer that is no longer registered)."""
+    gates = gates_of(app)
+    if gates.epoch(tid) != epoch:
+        log.info(
+            "a retired transaction failed; nothing to drop",
+            extra={"transactional_id": tid, "reason": repr(reason)},
+        )
+        return
     log.warning(
         "keyed partition lost its transaction; its work here is dropped, rejoining the group",
         extra={"transactional_id": tid, "reason": repr(reason)},
     )
-    gates = gates_of(app)
     if gates.on_lost is not None:
         gates.on_lost(tid)
-    producer = app.consumer.transactions.producer._transaction_producers.pop(tid, None)
-    if producer is not None:
-        try:
-            await asyncio.wait_for(producer.stop(), PRODUCER_STOP_TIMEOUT)
-        except Exception:
-            log.debug("stopping a lost transaction's producer failed", exc_info=True)
-    _request_rejoin(app)
+    retire_producer(app, tid)
+    request_rejoin(app)
 
 
 def has_transaction(app: Any, tid: str) -> bool:
     """Whether this worker has a transactional producer for ``tid``."""
     return tid in app.consumer.transactions.producer._transaction_producers
+
+
+async def _commit(
+    producer: Any, offsets: Mapping[Any, int], group_id: str, start_new_transaction: bool
+) -> None:
+    await producer.send_offsets_to_transaction(offsets, group_id)
+    await producer.commit_transaction()
+    if start_new_transaction:
+        await producer.begin_transaction()
 
 
 def commit_transactions_between_messages() -> None:
@@ -164,6 +218,8 @@ def commit_transactions_between_messages() -> None:
     - a transaction that cannot be committed (fenced, or its producer broken) is dropped
       instead of failing the commit: its producer is stopped and removed, the consumer is asked
       to rejoin the group, and the other partitions' transactions still commit.
+
+    ``Producer.flush`` is replaced too: it goes over a copy of the transactional producers.
     """
     from faust.transport.drivers import aiokafka as driver
 
@@ -178,6 +234,10 @@ def commit_transactions_between_messages() -> None:
         start_new_transaction: bool = True,
     ) -> None:
         gates = gates_of(self.app)
+        # The offsets are of messages acked under the producers of now (no await since Faust
+        # took them): a producer retired meanwhile takes its transaction, and their output,
+        # with it.
+        epochs = {tid: gates.epoch(tid) for tid in tid_to_offset_map}
         for tid, offsets in tid_to_offset_map.items():
             lock = self._trn_locks.get(tid)
             if lock is None:  # Faust never began it (its producer failed to start)
@@ -187,6 +247,12 @@ def commit_transactions_between_messages() -> None:
                 )
                 continue
             async with gates(tid), lock:
+                if gates.epoch(tid) != epochs[tid]:
+                    log.info(
+                        "offsets not committed: the partition's transaction was given up",
+                        extra={"transactional_id": tid},
+                    )
+                    continue
                 producer = self._transaction_producers.get(tid)
                 if producer is None:
                     log.warning(
@@ -195,14 +261,27 @@ def commit_transactions_between_messages() -> None:
                     )
                     continue
                 try:
-                    await producer.send_offsets_to_transaction(offsets, group_id)
-                    await producer.commit_transaction()
-                    if start_new_transaction:
-                        await producer.begin_transaction()
-                except (KafkaError, IllegalOperation, AssertionError) as exc:
+                    await asyncio.wait_for(
+                        _commit(producer, offsets, group_id, start_new_transaction),
+                        COMMIT_TIMEOUT,
+                    )
+                except (KafkaError, IllegalOperation, AssertionError, TimeoutError) as exc:
                     # AssertionError: aiokafka's transaction state machine refusing a
-                    # transition (a producer already in its fatal state).
-                    await drop_transaction(self.app, tid, exc)
+                    # transition (a producer already in its fatal state). TimeoutError: the
+                    # broker decides (the next producer of the id waits for it); the local
+                    # state is discarded and recovered either way.
+                    await drop_transaction(self.app, tid, exc, epochs[tid])
+
+    async def flush(self: Any) -> None:
+        # Faust's flush iterates over the live dict of transactional producers while it
+        # awaits each flush; a transaction dropped meanwhile (by the commit task) crashed the
+        # worker with "dictionary changed size during iteration" in a rebalance's flush.
+        await self.buffer.flush()
+        if self._producer is not None:
+            await self._producer.flush()
+        for producer in list(self._transaction_producers.values()):
+            await producer.flush()
 
     producer_cls.commit_transactions = commit_transactions  # type: ignore[method-assign]
+    producer_cls.flush = flush  # type: ignore[method-assign]
     producer_cls._kairos_gated_commit = True  # type: ignore[attr-defined]

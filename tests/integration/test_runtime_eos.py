@@ -4,6 +4,7 @@ a SIGKILL of the worker in the middle of the stream."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import uuid
@@ -130,8 +131,8 @@ def test_no_duplicates_for_read_committed_across_a_worker_kill(
 
 
 @pytest.mark.known_defect(
-    reason="exactly_once: a worker that resumes past its session timeout and gets its keyed "
-    "partitions back keeps their fenced producers; their processing stopped (docs/runtime.md, "
+    reason="exactly_once with a zombie worker: the fenced producers it kept and the commit "
+    "that hung are fixed, but too few runs since to call it reliable (docs/runtime.md, "
     "'Limits, known')"
 )
 def test_a_worker_fenced_as_a_zombie_neither_duplicates_nor_stops(
@@ -179,16 +180,22 @@ def test_a_worker_fenced_as_a_zombie_neither_duplicates_nor_stops(
         os.killpg(first.proc.pid, signal.SIGCONT)
         paused = False
         want = n1 + n2
-        records = asyncio.run(
-            read_until(
-                bootstrap,
-                out,
-                lambda rs: len({r.key for r in rs}) >= want,
-                isolation_level="read_committed",
-                timeout=150,
-                settle=3.0,
+        try:
+            records = asyncio.run(
+                read_until(
+                    bootstrap,
+                    out,
+                    lambda rs: len({r.key for r in rs}) >= want,
+                    isolation_level="read_committed",
+                    timeout=150,
+                    settle=3.0,
+                )
             )
-        )
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}\n{asyncio.run(_diagnose(bootstrap, out, want))}\n"
+                f"{_state_dumps([first, second])}"
+            ) from None
         for worker in (first, second):
             assert worker.proc is not None and worker.proc.poll() is None, (
                 f"{worker.log_path.name} stopped:\n{worker.tail(30)}"
@@ -204,6 +211,26 @@ def test_a_worker_fenced_as_a_zombie_neither_duplicates_nor_stops(
     ids = [e["id"] for e in events]
     assert len(ids) == len(set(ids)) == n1 + n2, f"{len(ids)} offers, {len(set(ids))} distinct"
     assert {e["subject"] for e in events} == {f"k{i}" for i in range(n1 + n2)}
+
+
+def _state_dumps(workers: list[KairosWorker]) -> str:
+    """Ask each live worker for its state dump (SIGUSR1, app/diagnostics.py) and return the
+    dumps; the worker logs one as soon as its loop runs the signal handler."""
+    asked = []
+    for worker in workers:
+        if worker.proc is not None and worker.proc.poll() is None:
+            before = worker.log.count("worker state dump")
+            os.kill(worker.proc.pid, signal.SIGUSR1)
+            asked.append((worker, before))
+    out = []
+    for worker, before in asked:
+        with contextlib.suppress(AssertionError):
+            worker.wait_until(
+                lambda w=worker, b=before: w.log.count("worker state dump") > b, 15, "state dump"
+            )
+        dumps = [line for line in worker.log.splitlines() if "worker state dump" in line]
+        out.append(f"{worker.log_path.name} state dump:\n{dumps[-1] if dumps else 'none'}")
+    return "\n".join(out)
 
 
 async def _diagnose(bootstrap: str, topic: str, want: int) -> str:

@@ -345,8 +345,9 @@ def eos_run(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 @pytest.mark.known_defect(
-    reason="exactly_once, 3 workers: 4 offers read twice in 1 of 6 runs (load average ~40, "
-    "every worker missed its session timeout and came back fenced; docs/runtime.md)"
+    reason="exactly_once, 3 workers: 4 offers read twice in 1 of 6 runs before the fix of "
+    "fenced workers' retained producers; since, too few runs to call it reliable "
+    "(docs/runtime.md, 'Limits, known')"
 )
 def test_exactly_once_read_committed_sees_no_duplicate_across_a_kill(
     eos_run: dict[str, Any],
@@ -365,8 +366,8 @@ def test_exactly_once_read_committed_sees_no_duplicate_across_a_kill(
 
 
 @pytest.mark.known_defect(
-    reason="exactly_once, 3 workers: passed 6 of 6 runs after the transaction fixes, but the "
-    "same runs' no-duplicate check failed once; kept with it (docs/runtime.md)"
+    reason="exactly_once, 3 workers: shares its runs with the no-duplicate test above; kept "
+    "with it until those pass reliably (docs/runtime.md, 'Limits, known')"
 )
 def test_exactly_once_matches_the_backtest_across_a_kill(eos_run: dict[str, Any]) -> None:
     """Nothing lost under exactly_once either. A survivor fenced out of a moved partition

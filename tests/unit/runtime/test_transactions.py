@@ -8,6 +8,7 @@ producers under Faust's driver are fakes that record what reaches them.
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ class FakeTxnProducer:
         self.fail_send: BaseException | None = None
         self.fail_commit: BaseException | None = None
         self.hold: asyncio.Event | None = None  # sends wait until it is set
+        self.hold_commit: asyncio.Event | None = None  # commits wait until it is set
         self.stopped = False
 
     async def send(self, topic: str, value: Any, **kwargs: Any) -> asyncio.Future[None]:
@@ -47,6 +49,8 @@ class FakeTxnProducer:
         self.log.append(("offsets", self.name, dict(offsets)))
 
     async def commit_transaction(self) -> None:
+        if self.hold_commit is not None:
+            await self.hold_commit.wait()
         if self.fail_commit is not None:
             raise self.fail_commit
         self.log.append(("commit", self.name))
@@ -56,6 +60,10 @@ class FakeTxnProducer:
 
     async def stop(self) -> None:
         self.stopped = True
+
+    async def flush(self) -> None:
+        self.log.append(("flush", self.name))
+        await asyncio.sleep(0)
 
 
 class World:
@@ -110,8 +118,17 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
     def rejoin(app: Any) -> None:
         world.rejoins += 1
 
-    monkeypatch.setattr(transactions, "_request_rejoin", rejoin)
+    monkeypatch.setattr(transactions, "request_rejoin", rejoin)
     return world
+
+
+async def stopped(producer: FakeTxnProducer) -> None:
+    """Wait (a bounded number of loop turns) until the retired producer was stopped."""
+    for _ in range(100):
+        if producer.stopped:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"{producer.name} was not stopped")
 
 
 def events(keys: list[str], kind: str, ts: int) -> list[dict[str, Any]]:
@@ -198,7 +215,8 @@ async def test_a_lost_transaction_drops_the_partitions_work_not_the_worker(
 
     assert ("ack", "event-2") not in world.log  # not committed: the new owner reads it again
     assert partition in world.rt.paused
-    assert world.tid(partition) not in world.driver._transaction_producers and producer.stopped
+    assert world.tid(partition) not in world.driver._transaction_producers
+    await stopped(producer)
     assert world.rejoins == 1
     # the local state held the lost transaction's writes: gone, and recovered from the start
     assert not world.local_keys(partition)
@@ -232,5 +250,148 @@ async def test_a_fenced_commit_drops_that_transaction_and_commits_the_others(
     other_name = f"p{other}"
     assert world.log[-2:] == [("commit", other_name), ("begin", other_name)]
     assert world.tid(partition) not in world.driver._transaction_producers
-    assert world.producers[partition].stopped and world.rejoins == 1
+    await stopped(world.producers[partition])
+    assert world.rejoins == 1
     assert partition in world.rt.paused and not world.local_keys(partition)
+
+
+async def test_a_revocation_retires_every_keyed_transaction_and_its_local_state(
+    world: World,
+) -> None:
+    """Faust keeps the producer of a partition assigned again; after a zombie's or a reset
+    member's rejoin that producer is fenced and the local state stale. Every revocation (every
+    rebalance revokes all) retires the producers and discards the state instead."""
+    partition, first = one_partition("A", 10, 0)
+    await _handle(world.rt, partition, first, "event-1")
+    assert world.local_keys(partition)
+    revoked = {TP(world.rt.keyed_topic, p) for p in range(PARTS)}
+    recovery = world.rt.app.tables.recovery
+    state = world.rt.app.tables["state"]
+    changelog = TP(state.changelog_topic.get_topic_name(), partition)
+    recovery.active_offsets[changelog] = 5
+    recovery.buffers[state].append(SimpleNamespace(message=SimpleNamespace(tp=changelog)))
+
+    await world.rt.app.on_partitions_revoked.send(revoked)
+
+    # recovered again from the changelogs' start, nothing read before is applied
+    assert changelog not in recovery.active_offsets and not recovery.buffers[state]
+
+    assert not world.driver._transaction_producers
+    for producer in world.producers.values():
+        await stopped(producer)
+    assert not world.local_keys(partition)
+    assert world.rt.paused == set(range(PARTS))
+    assert world.rejoins == 0  # the rebalance is already under way
+    # assigned again: processed again (Faust begins a new producer for each)
+    for p in range(PARTS):
+        fresh = FakeTxnProducer(f"new{p}", world.log)
+        world.driver._transaction_producers[world.tid(p)] = fresh
+    await world.rt.app.on_partitions_assigned.send(revoked)
+    assert not world.rt.paused
+    world.log.clear()
+    assert await _handle(world.rt, partition, first, "event-2") is not None
+    assert ("send", f"new{partition}") in {entry[:2] for entry in world.log}
+
+
+async def test_offsets_taken_before_a_producer_was_retired_are_not_committed(
+    world: World,
+) -> None:
+    """Faust takes the offsets to commit, then the commit waits for the gate; a rebalance that
+    retires the producer meanwhile aborts the messages' output, so their offsets must not be
+    committed with the next producer's transaction."""
+    partition, first = one_partition("A", 10, 0)
+    await _handle(world.rt, partition, first, "event-1")
+    tid = world.tid(partition)
+    offsets = {tid: {TP(world.rt.keyed_topic, partition): 1}}
+    gate = transactions.gates_of(world.rt.app)(tid)
+    await gate.acquire()  # a message in progress
+    commit = asyncio.ensure_future(world.driver.commit_transactions(offsets, "group"))
+    await asyncio.sleep(0)
+    transactions.retire_producer(world.rt.app, tid)
+    world.driver._transaction_producers[tid] = FakeTxnProducer("next", world.log)
+    world.log.clear()
+    gate.release()
+    await commit
+
+    assert not [entry for entry in world.log if entry[0] in ("offsets", "commit")]
+    assert partition not in world.rt.paused and world.rejoins == 0
+
+
+async def test_a_failure_of_a_retired_transaction_does_not_pause_the_partition(
+    world: World,
+) -> None:
+    partition, _ = one_partition("A", 10, 0)
+    tid = world.tid(partition)
+    epoch = transactions.gates_of(world.rt.app).epoch(tid)
+    transactions.retire_producer(world.rt.app, tid)
+    world.driver._transaction_producers[tid] = FakeTxnProducer("next", world.log)
+
+    await transactions.drop_transaction(world.rt.app, tid, ProducerFenced(), epoch)
+
+    assert tid in world.driver._transaction_producers
+    assert partition not in world.rt.paused and world.rejoins == 0
+
+
+async def test_a_commit_that_never_ends_is_dropped_after_its_timeout(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiokafka waits for its sender without a bound (a stopped producer's never answers):
+    such a commit held the partition's gate for good, which stopped the partition and the next
+    rebalance."""
+    monkeypatch.setattr(transactions, "COMMIT_TIMEOUT", 0.05)
+    partition, first = one_partition("A", 10, 0)
+    await _handle(world.rt, partition, first, "event-1")
+    producer = world.producers[partition]
+    producer.hold_commit = asyncio.Event()  # never set
+    offsets = {world.tid(partition): {TP(world.rt.keyed_topic, partition): 1}}
+
+    await asyncio.wait_for(world.driver.commit_transactions(offsets, "group"), 5)
+
+    assert world.tid(partition) not in world.driver._transaction_producers
+    assert partition in world.rt.paused and world.rejoins == 1
+    assert not transactions.gates_of(world.rt.app)(world.tid(partition)).locked()
+
+
+async def test_a_revocation_retires_a_producer_only_once_its_commit_is_done(
+    world: World,
+) -> None:
+    partition, first = one_partition("A", 10, 0)
+    await _handle(world.rt, partition, first, "event-1")
+    producer = world.producers[partition]
+    producer.hold_commit = asyncio.Event()
+    offsets = {world.tid(partition): {TP(world.rt.keyed_topic, partition): 1}}
+    commit = asyncio.ensure_future(world.driver.commit_transactions(offsets, "group"))
+    await asyncio.sleep(0.01)
+    revoke = asyncio.ensure_future(
+        world.rt.app.on_partitions_revoked.send({TP(world.rt.keyed_topic, partition)})
+    )
+    await asyncio.sleep(0.01)
+    assert world.tid(partition) in world.driver._transaction_producers and not producer.stopped
+
+    producer.hold_commit.set()
+    await asyncio.wait_for(asyncio.gather(commit, revoke), 5)
+
+    assert ("commit", producer.name) in world.log
+    assert world.tid(partition) not in world.driver._transaction_producers
+    await stopped(producer)
+
+
+async def test_a_flush_goes_on_when_a_transaction_is_dropped_meanwhile(world: World) -> None:
+    """A rebalance flushes every transactional producer; the commit task dropping one of them
+    meanwhile crashed the worker ("dictionary changed size during iteration")."""
+    partition, _ = one_partition("A", 10, 0)
+    tid = world.tid(partition)
+    gate = transactions.gates_of(world.rt.app)(tid)
+
+    async def drop() -> None:
+        for _ in range(100):  # once the flush goes through the transactional producers
+            if any(entry[0] == "flush" and entry[1] != "default" for entry in world.log):
+                break
+            await asyncio.sleep(0)
+        async with gate:
+            await transactions.drop_transaction(world.rt.app, tid, ProducerFenced(), 0)
+
+    await asyncio.wait_for(asyncio.gather(world.driver.flush(), drop()), 5)
+
+    assert tid not in world.driver._transaction_producers
+    assert ("flush", "p0") in world.log
