@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,25 +103,18 @@ def test_no_duplicates_for_read_committed_across_a_worker_kill(
         first.kill()
         second.start(timeout=120)
         want = n1 + n2
-        try:
-            records = asyncio.run(
-                read_until(
-                    bootstrap,
-                    out,
-                    lambda rs: len({r.key for r in rs}) >= want,
-                    isolation_level="read_committed",
-                    timeout=120,
-                    settle=3.0,
-                )
-            )
-        except AssertionError as exc:
-            raise AssertionError(
-                f"{exc}\n{asyncio.run(_diagnose(bootstrap, out, want))}\n"
+        records = _read_every_offer(
+            bootstrap,
+            out,
+            want,
+            120,
+            lambda: (
                 f"second worker's rules: {second.http_json('/api/rules')}\n"
                 f"coordinator log of app {env['KAIROS_APP_ID']!r}:\n"
                 f"{_coordinator_log(kafka_cluster3, env['KAIROS_APP_ID'])}\n"
                 f"second worker's log:\n{second.tail(60)}"
-            ) from None
+            ),
+        )
     finally:
         first.kill()
         second.stop()
@@ -180,22 +174,9 @@ def test_a_worker_fenced_as_a_zombie_neither_duplicates_nor_stops(
         os.killpg(first.proc.pid, signal.SIGCONT)
         paused = False
         want = n1 + n2
-        try:
-            records = asyncio.run(
-                read_until(
-                    bootstrap,
-                    out,
-                    lambda rs: len({r.key for r in rs}) >= want,
-                    isolation_level="read_committed",
-                    timeout=150,
-                    settle=3.0,
-                )
-            )
-        except AssertionError as exc:
-            raise AssertionError(
-                f"{exc}\n{asyncio.run(_diagnose(bootstrap, out, want))}\n"
-                f"{_state_dumps([first, second])}"
-            ) from None
+        records = _read_every_offer(
+            bootstrap, out, want, 150, lambda: _state_dumps([first, second])
+        )
         for worker in (first, second):
             assert worker.proc is not None and worker.proc.poll() is None, (
                 f"{worker.log_path.name} stopped:\n{worker.tail(30)}"
@@ -211,6 +192,28 @@ def test_a_worker_fenced_as_a_zombie_neither_duplicates_nor_stops(
     ids = [e["id"] for e in events]
     assert len(ids) == len(set(ids)) == n1 + n2, f"{len(ids)} offers, {len(set(ids))} distinct"
     assert {e["subject"] for e in events} == {f"k{i}" for i in range(n1 + n2)}
+
+
+def _read_every_offer(
+    bootstrap: str, out: str, want: int, timeout: float, context: Callable[[], str]
+) -> list[Any]:
+    """Read ``out`` with read_committed until ``want`` distinct keys arrived; on failure say
+    what is missing, committed or not (``_diagnose``), plus ``context()``."""
+    try:
+        return asyncio.run(
+            read_until(
+                bootstrap,
+                out,
+                lambda rs: len({r.key for r in rs}) >= want,
+                isolation_level="read_committed",
+                timeout=timeout,
+                settle=3.0,
+            )
+        )
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}\n{asyncio.run(_diagnose(bootstrap, out, want))}\n{context()}"
+        ) from None
 
 
 def _state_dumps(workers: list[KairosWorker]) -> str:
