@@ -320,12 +320,7 @@ class Detector:
                             live = live_sources[name]
                         else:
                             live = live_sources[name] = self._live_sources(part, per_src)
-                        base = (
-                            max(per_src.values())
-                            if live is None
-                            else min([per_src[src] for src in live])
-                        )
-                        wm = base - rule.max_out_of_orderness
+                        wm = _watermark_base(per_src, live) - rule.max_out_of_orderness
                 rule_events[name] = rule_events.get(name, 0) + 1
                 state = self._state(working, rule, outcome)
                 working.changed.add(name)
@@ -352,8 +347,7 @@ class Detector:
         if not per_src:
             return None
         live = self._live_sources(part, per_src)
-        base = max(per_src.values()) if live is None else min([per_src[src] for src in live])
-        return base - rule.max_out_of_orderness
+        return _watermark_base(per_src, live) - rule.max_out_of_orderness
 
     def _live_sources(self, part: _Partition, per_src: dict[str, int]) -> list[str] | None:
         """The source partitions that hold a rule's watermark: those with an event in the
@@ -482,3 +476,8 @@ class Detector:
 
     def deadline_count(self) -> int:
         return sum(len(p.deadlines) for p in self._parts.values())
+
+
+def _watermark_base(per_src: dict[str, int], live: list[str] | None) -> int:
+    """Min of the live source partitions' max event times; the max of all when none is live."""
+    return max(per_src.values()) if live is None else min([per_src[src] for src in live])

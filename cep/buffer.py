@@ -162,6 +162,19 @@ class SharedBuffer:
                     stack.append((target, ever, new_path))
         return result
 
+    def pop_run(
+        self, key: NodeId | None, version: Version
+    ) -> tuple[dict[str, list[Any]], int, int]:
+        """The run's events (its first path) and release it: :meth:`pop_private` when the run
+        shares nothing, else ``extract`` + ``materialize`` + ``release_node``;
+        ``({}, -1, -1)`` when no path is left."""
+        got = self.pop_private(key, version)
+        if got is None:
+            paths = self.extract(key, version)
+            got = self.materialize(paths[0]) if paths else ({}, -1, -1)
+            self.release_node(key, version)
+        return got
+
     def pop_private(
         self, key: NodeId | None, version: Version
     ) -> tuple[dict[str, list[Any]], int, int] | None:

@@ -63,11 +63,7 @@ class Expiry(Emit):
                 if is_pending[cs[0]]:
                     potential.append(cs)
                     continue
-                got = buf.pop_private(cs[1], cs[2])
-                if got is None:
-                    paths = buf.extract(cs[1], cs[2])
-                    got = buf.materialize(paths[0]) if paths else ({}, -1, -1)
-                    buf.release_node(cs[1], cs[2])
+                got = buf.pop_run(cs[1], cs[2])
                 timeouts.append(Timeout(got[0], cs[3] + w, got[1]))
             new_partial = partial[i:]
         else:
@@ -103,10 +99,6 @@ class Expiry(Emit):
             if self.is_pending[cs[0]]:
                 potential.append(cs)
                 continue
-            got = buf.pop_private(cs[1], cs[2])
-            if got is None:
-                paths = buf.extract(cs[1], cs[2])
-                got = buf.materialize(paths[0]) if paths else ({}, -1, -1)
-                buf.release_node(cs[1], cs[2])
+            got = buf.pop_run(cs[1], cs[2])
             at = cs[4] + pw if by_prev and pw is not None else cs[3] + w
             timeouts.append(Timeout(got[0], at, got[1]))

@@ -12,23 +12,7 @@ from aiokafka import TopicPartition
 from agents import ingest_service
 from agents.ingest_service import FETCH_WAIT_BUSY_MS, FETCH_WAIT_IDLE_MS, IngestService
 from agents.rulebook import RuleBook
-
-RULE = """
-name: a-then-b
-version: 1
-source: events
-key: user
-id: id
-time: ts
-within: 1h
-stages:
-  - name: a
-    where: event.type == 'A'
-  - name: b
-    after: relaxed
-    where: event.type == 'B'
-emit: {kind: offer, topic: offers, data: {first: "stages.a[0].id"}}
-"""
+from tests.unit.runtime.test_ingest import RULE
 
 TP = TopicPartition("events", 0)
 
