@@ -75,11 +75,6 @@ FAUST_FETCH_MAX_WAIT_MS = 10
 STATE_FLUSH_INTERVAL = 0.5
 #: ... and after this many keyed-topic messages (see agents/writer.py).
 STATE_FLUSH_MESSAGES = 500
-#: Coalesce the detect agent's table writes under at_least_once (manual acks after each flush).
-#: Off by default: it was kept off by the rebalance-recovery stall, now fixed (see
-#: _fetch_only_the_partitions_asked_for). Off, every message is flushed at once and Faust
-#: acks it, exactly as before coalescing.
-COALESCE_STATE_WRITES = False
 #: exactly_once: seconds a keyed partition paused by a lost transaction waits for the
 #: rebalance it asked for before the worker asks again.
 LOST_REJOIN_INTERVAL = 10.0
@@ -402,13 +397,14 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
     runtime = Runtime(settings, app, book, detector, rules_service, ingest, feed, provider, writer)
     #: Manual acks: exactly_once (a message is acked inside its transaction's gate, see
     #: app/transactions.py) and coalesced writes (acked by the flush that persists it).
-    manual_acks = settings.exactly_once or COALESCE_STATE_WRITES
+    coalesce = settings.coalesce_state_writes and not settings.exactly_once
+    manual_acks = settings.exactly_once or coalesce
     if settings.exactly_once:
         gates_of(app).on_lost = lambda tid: _on_transaction_lost(runtime, tables, tid)
 
     @app.agent(keyed, name="kairos-detect")
     async def detect(stream: faust.StreamT) -> None:
-        """Per message (exactly_once, and at_least_once unless COALESCE_STATE_WRITES): the
+        """Per message (exactly_once, and at_least_once unless KAIROS_COALESCE_STATE_WRITES): the
         message is flushed at once. Acks: exactly_once and coalesced, manual (see
         :func:`_handle`); at_least_once per message, Faust's."""
         await rules_service.loaded.wait()
@@ -485,7 +481,7 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
             self.add_future(rules_service.run())
             self.add_future(feed.run())
             self.add_future(self._start_ingest())
-            if COALESCE_STATE_WRITES and not settings.exactly_once:
+            if coalesce:
                 self.add_future(self._flush_forever())
             if settings.exactly_once:
                 self.add_future(self._rejoin_while_lost())
@@ -592,7 +588,7 @@ async def _handle(
 ) -> Outcome | None:
     """Apply one keyed-topic message and send what it produced (the caller holds the writer's
     lock). ``event`` is acked by the flush that persists the message (manual acks); None:
-    Faust acks it. Per message (exactly_once; at_least_once unless COALESCE_STATE_WRITES)
+    Faust acks it. Per message (exactly_once; at_least_once unless KAIROS_COALESCE_STATE_WRITES)
     that flush happens at once.
 
     exactly_once: all of it (apply, send, flush, ack) runs under the gate of the partition's
@@ -602,7 +598,7 @@ async def _handle(
     partition is paused until the rebalance that :func:`app.transactions.drop_transaction`
     asks for; returns None then."""
     settings = runtime.settings
-    per_message = settings.exactly_once or not COALESCE_STATE_WRITES
+    per_message = settings.exactly_once or not settings.coalesce_state_writes
     tid = None
     gates = gates_of(runtime.app)
     gate: Any = contextlib.nullcontext()

@@ -1,7 +1,7 @@
 """State flushes on a real broker: a kill right after detections, and a revocation.
 
 The detect agent acks a keyed-topic message only after the flush that persists its state
-(per message by default; every 0.5 s or 500 messages with ``COALESCE_STATE_WRITES``). These
+(per message, or every 0.5 s or 500 messages with ``KAIROS_COALESCE_STATE_WRITES``). These
 tests check the at-least-once contract around that: nothing lost, duplicates share ids.
 """
 
@@ -21,6 +21,11 @@ from tests.integration.runtime_support import ABC_RULE, KairosWorker, produce_js
 from tests.integration.test_runtime_recovery import setup
 
 pytestmark = [pytest.mark.kafka]
+
+#: Both write modes of at_least_once: coalesced and per message.
+WRITE_MODES = pytest.mark.parametrize(
+    "coalesce", ["true", "false"], ids=["coalesced", "per-message"]
+)
 
 
 def phases() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -64,8 +69,12 @@ def check_at_least_once(records: list[Any], want: dict[str, dict[str, Any]]) -> 
         assert all(c == want[eid] for c in copies), (eid, copies, want[eid])
 
 
-def test_sigkill_between_flushes_loses_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:
+@WRITE_MODES
+def test_sigkill_between_flushes_loses_nothing(
+    kafka_bootstrap: str, tmp_path: Path, coalesce: str
+) -> None:
     env, source, out = setup(tmp_path, kafka_bootstrap)
+    env["KAIROS_COALESCE_STATE_WRITES"] = coalesce
     first, second = phases()
     want = expected(source, out, first + second)
     assert len(want) == 50
@@ -100,10 +109,12 @@ def test_sigkill_between_flushes_loses_nothing(kafka_bootstrap: str, tmp_path: P
         w2.stop()
 
 
+@WRITE_MODES
 def test_revocation_flushes_and_the_new_owner_completes_the_matches(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, coalesce: str
 ) -> None:
     env, source, out = setup(tmp_path, kafka_bootstrap)
+    env["KAIROS_COALESCE_STATE_WRITES"] = coalesce
     first, second = phases()
     want = expected(source, out, first + second)
     workers = [

@@ -62,12 +62,17 @@ async def next_event(sub: Subscription, timeout: float = 30.0) -> dict[str, Any]
 
 
 class Producer:
+    """Sends one record at a time, each with a later timestamp than the one before (the feed
+    orders by record timestamp; two sends within one millisecond would tie)."""
+
     def __init__(self, bootstrap: str, **kwargs: Any) -> None:
         self.kafka = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **kwargs)
+        self.last_ms = 0
 
     async def send(self, topic: str, value: dict[str, Any] | bytes, partition: int = 0) -> None:
         raw = value if isinstance(value, bytes) else orjson.dumps(value)
-        await self.kafka.send_and_wait(topic, raw, partition=partition)
+        self.last_ms = max(int(time.time() * 1000), self.last_ms + 1)
+        await self.kafka.send_and_wait(topic, raw, partition=partition, timestamp_ms=self.last_ms)
 
 
 @pytest.fixture

@@ -113,3 +113,10 @@ def test_sasl_client_kwargs_and_redaction() -> None:
     red = s.redacted()
     assert red["sasl_password"] == "***" and red["admin_token"] == "***"
     assert "s3cret" not in repr(red)
+
+
+def test_coalesced_writes_are_a_setting() -> None:
+    assert Settings.from_env({"KAIROS_COALESCE_STATE_WRITES": "on"}).coalesce_state_writes
+    assert not Settings.from_env({"KAIROS_COALESCE_STATE_WRITES": "0"}).coalesce_state_writes
+    with pytest.raises(SettingsError, match="KAIROS_COALESCE_STATE_WRITES must be true or false"):
+        Settings.from_env({"KAIROS_COALESCE_STATE_WRITES": "sometimes"})
