@@ -702,22 +702,20 @@ def _discard_local_state(runtime: Runtime, tables: dict[str, Any], partition: in
     transaction was aborted would later be recovered on top of the aborted writes, and the
     progress record among them would skip the messages whose offers were aborted.
 
-    Memory store only: with rocksdb Faust recovers from the offset it persisted, so deleted
-    keys would not come back; the store is left as it is (docs/runtime.md, "Limits, known")."""
-    if not runtime.settings.store.startswith("memory://"):
-        log.warning(
-            "local state of a keyed partition may hold writes of an aborted transaction "
-            "(rocksdb store)",
-            extra={"partition": partition},
-        )
-        return
+    rocksdb: Faust keeps one database per table partition, with the changelog offset it
+    recovered up to stored in it; the partition's keys and that offset are deleted, so the
+    next recovery starts from the changelog's start as with the memory store."""
     partitions = runtime.settings.partitions
     recovery = runtime.app.tables.recovery
     for table in tables.values():
         store = table.data
-        for key in [k for k in list(store.keys()) if _key_partition(k, partitions) == partition]:
-            with contextlib.suppress(KeyError):
-                del store[key]
+        if hasattr(store, "_db_for_partition"):  # faust.stores.rocksdb.Store
+            _discard_rocksdb_partition(store, partition)
+        else:
+            keys = [k for k in list(store.keys()) if _key_partition(k, partitions) == partition]
+            for key in keys:
+                with contextlib.suppress(KeyError):
+                    del store[key]
         tp = TP(table.changelog_topic.get_topic_name(), partition)
         recovery.active_offsets.pop(tp, None)
         recovery.standby_offsets.pop(tp, None)
@@ -725,6 +723,18 @@ def _discard_local_state(runtime: Runtime, tables: dict[str, Any], partition: in
         buffered = recovery.buffers.get(table)
         if buffered:
             buffered[:] = [e for e in buffered if e.message.tp != tp]
+
+
+def _discard_rocksdb_partition(store: Any, partition: int) -> None:
+    """Empty one partition's database of a Faust rocksdb store, its persisted changelog
+    offset included (Faust then recovers the partition from the changelog's start)."""
+    db = store._db_for_partition(partition)
+    for key in list(store._visible_keys(db)):
+        db.delete(key)
+    db.delete(store.offset_key)
+    index = store._key_index  # key -> partition, Faust's lookup cache
+    for key in [k for k, p in list(index.items()) if p == partition]:
+        index.pop(key, None)
 
 
 def _watch(future: Any) -> None:
