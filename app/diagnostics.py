@@ -80,10 +80,17 @@ def _consumer(app: Any) -> dict[str, Any]:
     }
 
 
+def _worker(app: Any) -> dict[str, Any]:
+    """What the worker itself set up on ``app`` (``app._kairos_state``, a callable)."""
+    read = getattr(app, "_kairos_state", None)
+    return read() if read is not None else {}
+
+
 def state(app: Any) -> dict[str, Any]:
-    """Faust's recovery and consumer state, as JSON-ready values."""
+    """Faust's recovery and consumer state and the worker's own (paused keyed partitions,
+    held transaction gates), as JSON-ready values."""
     out: dict[str, Any] = {}
-    for name, read in (("recovery", _recovery), ("consumer", _consumer)):
+    for name, read in (("recovery", _recovery), ("consumer", _consumer), ("worker", _worker)):
         try:
             out[name] = read(app)
         except Exception as exc:

@@ -401,6 +401,7 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
     manual_acks = settings.exactly_once or coalesce
     if settings.exactly_once:
         gates_of(app).on_lost = lambda tid: _on_transaction_lost(runtime, tables, tid)
+    app._kairos_state = lambda: _worker_state(runtime)  # in the state dump (app/diagnostics.py)
 
     @app.agent(keyed, name="kairos-detect")
     async def detect(stream: faust.StreamT) -> None:
@@ -640,6 +641,20 @@ async def _flush(runtime: Runtime, partitions: list[int] | None) -> None:
         log.exception("detections not delivered; stopping the worker")
         await runtime.app.crash(exc)
         raise
+
+
+def _worker_state(runtime: Runtime) -> dict[str, Any]:
+    """The detect agent's own state for the worker state dump (app/diagnostics.py): which
+    keyed partitions it skips, whether the writer's lock is held, and (exactly_once) which
+    transactions' gates are held and each id's epoch."""
+    gates = gates_of(runtime.app)
+    return {
+        "paused": sorted(runtime.paused),
+        "lost": sorted(runtime.lost),
+        "writer_locked": runtime.writer.lock.locked(),
+        "gates_held": gates.held(),
+        "epochs": gates.epochs(),
+    }
 
 
 def _on_transaction_lost(runtime: Runtime, tables: dict[str, Any], tid: str) -> None:

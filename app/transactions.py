@@ -115,6 +115,14 @@ class TransactionGates:
     def next_epoch(self, tid: str) -> None:
         self._epochs[tid] = self.epoch(tid) + 1
 
+    def held(self) -> list[str]:
+        """The transactional ids whose gate is held now (for the worker state dump)."""
+        return sorted(tid for tid, lock in self._locks.items() if lock.locked())
+
+    def epochs(self) -> dict[str, int]:
+        """Each transactional id's epoch, for ids given up at least once."""
+        return dict(sorted(self._epochs.items()))
+
     def __call__(self, tid: str) -> asyncio.Lock:
         lock = self._locks.get(tid)
         if lock is None:

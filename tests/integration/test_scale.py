@@ -344,11 +344,6 @@ def eos_run(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     }
 
 
-@pytest.mark.known_defect(
-    reason="exactly_once, 3 workers: 4 offers read twice in 1 of 6 runs before the fix of "
-    "fenced workers' retained producers; since, too few runs to call it reliable "
-    "(docs/runtime.md, 'Limits, known')"
-)
 def test_exactly_once_read_committed_sees_no_duplicate_across_a_kill(
     eos_run: dict[str, Any],
 ) -> None:
@@ -365,14 +360,9 @@ def test_exactly_once_read_committed_sees_no_duplicate_across_a_kill(
     assert not dup, f"{len(dup)} offers seen more than once: {list(dup.items())[:5]}"
 
 
-@pytest.mark.known_defect(
-    reason="exactly_once, 3 workers: shares its runs with the no-duplicate test above; kept "
-    "with it until those pass reliably (docs/runtime.md, 'Limits, known')"
-)
 def test_exactly_once_matches_the_backtest_across_a_kill(eos_run: dict[str, Any]) -> None:
     """Nothing lost under exactly_once either. A survivor fenced out of a moved partition
-    used to stop the whole worker (docs/runtime.md, "Limits, known", item 4); `make
-    test-known-defects` runs this."""
+    used to stop the whole worker (docs/runtime.md, "Limits, known", item 4)."""
     got, expected = eos_run["got"], eos_run["expected"]
     assert not eos_run["drain_error"], eos_run["drain_error"]
     received = {e["id"] for e in got}

@@ -395,3 +395,38 @@ async def test_a_flush_goes_on_when_a_transaction_is_dropped_meanwhile(world: Wo
 
     assert tid not in world.driver._transaction_producers
     assert ("flush", "p0") in world.log
+
+
+async def test_the_state_dump_shows_held_gates_and_paused_partitions(world: World) -> None:
+    """What a stalled exactly_once worker waits on is in its state dump (app/diagnostics.py):
+    a gate held by a commit, a partition paused by a lost transaction, the ids' epochs."""
+    from app.diagnostics import state
+
+    partition, first = one_partition("A", 10, 0)
+    other = (partition + 1) % PARTS
+    await _handle(world.rt, partition, first, "event-1")
+    assert state(world.rt.app)["worker"] == {
+        "paused": [],
+        "lost": [],
+        "writer_locked": False,
+        "gates_held": [],
+        "epochs": {},
+    }
+    world.producers[other].fail_commit = ProducerFenced()
+    await world.driver.commit_transactions(
+        {world.tid(other): {TP(world.rt.keyed_topic, other): 1}}, "group"
+    )
+    producer = world.producers[partition]
+    producer.hold_commit = asyncio.Event()
+    offsets = {world.tid(partition): {TP(world.rt.keyed_topic, partition): 1}}
+    commit = asyncio.ensure_future(world.driver.commit_transactions(offsets, "group"))
+    await asyncio.sleep(0.01)
+
+    worker = state(world.rt.app)["worker"]
+    assert worker["gates_held"] == [world.tid(partition)]
+    assert worker["paused"] == worker["lost"] == [other]
+    assert worker["epochs"] == {world.tid(other): 1}
+
+    producer.hold_commit.set()
+    await asyncio.wait_for(commit, 5)
+    assert state(world.rt.app)["worker"]["gates_held"] == []
