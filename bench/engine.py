@@ -3,6 +3,7 @@
     python -m bench.engine            # full run (a few minutes), prints a markdown report
     python -m bench.engine --quick    # small sizes, for a smoke check
     python -m bench.engine --profile  # cProfile of scenario (a), 10k keys
+    python -m bench.engine --compare DIR [--rounds 5]  # this tree against DIR/cep, interleaved
 
 Scenarios (every pattern has a window; the driver keeps a deadline heap and advances only the
 keys that are due, as the runtime does):
@@ -159,6 +160,71 @@ def median_rate(fn: Callable[[], float], n_events: int, reps: int) -> tuple[floa
     return statistics.median(rates), rates
 
 
+def compare(other: str, rounds: int, n: int) -> None:
+    """(a) as one ``NFA``, a 1-pattern and a 50-pattern ``PatternSet`` (10k keys, tuned GC),
+    driven by this tree's ``cep`` and by ``<other>/cep`` in interleaved rounds (the order
+    reversed every other round); prints CPU-time medians, outputs and the 50/1 ratios."""
+    import cep
+    from bench.compare import load_copy
+
+    old = load_copy(other, "cep_compared")
+    s1 = make_stream(n, 10_000, seed=1)
+    s2 = make_stream(n, 10_000, seed=2)
+    runs: list[tuple[str, str, Any, list]] = []
+    for tree, mod in (("this tree", cep), (other, old)):
+
+        def mk(region: int | None, mod: Any = mod) -> Any:
+            return _build_with(mod, "a", region)
+
+        runs.append((tree, "(a) one NFA", mk(None), s1))
+        runs.append((tree, "(a) 1 pattern", mod.PatternSet({"p0": mk(0)}), s2))
+        runs.append(
+            (tree, "(a) 50 patterns", mod.PatternSet({f"p{i}": mk(i) for i in range(50)}), s2)
+        )
+    gc.freeze()
+    old_threshold = gc.get_threshold()
+    gc.set_threshold(50_000, 50, 100)
+    print(f"- load average at start (1, 5, 15 min): {os.getloadavg()}")
+    cpus: dict[tuple[str, str], list[float]] = {(t, name): [] for t, name, _e, _s in runs}
+    outs: dict[tuple[str, str], tuple[int, int]] = {}
+    for r in range(rounds):
+        for tree, name, eng, stream in runs if r % 2 == 0 else runs[::-1]:
+            run = drive(eng, stream)
+            cpus[(tree, name)].append(run["cpu"])
+            outs[(tree, name)] = (run["matches"], run["timeouts"])
+            del run
+            gc.collect()
+    gc.set_threshold(*old_threshold)
+    gc.unfreeze()
+    print(f"- load average at end: {os.getloadavg()}\n")
+    print("| tree | run | events/s (median) | runs | matches, timeouts |")
+    print("|---|---|---:|---|---|")
+    for (tree, name), cs in cpus.items():
+        rates = ", ".join(f"{n / c:,.0f}" for c in cs)
+        med = n / statistics.median(cs)
+        print(f"| {tree} | {name} | {med:,.0f} | {rates} | {outs[(tree, name)]} |")
+    for tree in ("this tree", other):
+        one, fifty = cpus[(tree, "(a) 1 pattern")], cpus[(tree, "(a) 50 patterns")]
+        per_round = statistics.median(f / o for f, o in zip(fifty, one, strict=True))
+        print(
+            f"\n{tree}: 50 / 1 pattern = {statistics.median(fifty) / statistics.median(one):.2f}x"
+            f" (median of per-round ratios {per_round:.2f}x)"
+        )
+
+
+def _build_with(mod: Any, kind: str, region: int | None) -> Any:
+    """``build`` with another copy of the engine's ``Pattern``/``compile_pattern``."""
+    g = globals()
+    saved = {k: g[k] for k in ("Pattern", "SkipStrategy", "compile_pattern")}
+    g.update(
+        Pattern=mod.Pattern, SkipStrategy=mod.SkipStrategy, compile_pattern=mod.compile_pattern
+    )
+    try:
+        return build(kind, region)
+    finally:
+        g.update(saved)
+
+
 def machine() -> str:
     model = "unknown"
     try:
@@ -177,6 +243,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke check)")
     ap.add_argument("--profile", action="store_true", help="profile scenario (a), 10k keys")
     ap.add_argument("--reps", type=int, default=None)
+    ap.add_argument("--compare", metavar="DIR", help="also drive DIR/cep, interleaved (A/B)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of --compare")
     args = ap.parse_args(argv)
 
     quick = args.quick
@@ -185,6 +253,17 @@ def main(argv: list[str] | None = None) -> None:
     n_1m = 100_000 if quick else 2_000_000
     keys_big = 100_000 if quick else 1_000_000
     wall0 = time.perf_counter()
+
+    if args.compare:
+        print(f"# engine A/B: this tree against {args.compare}\n")
+        print(
+            f"- command: `python -m bench.engine --compare {args.compare} "
+            f"--rounds {args.rounds}{' --quick' if quick else ''}`"
+        )
+        print(f"- machine: {machine()}")
+        print(f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
+        compare(args.compare, args.rounds, 60_000 if quick else 600_000)
+        return
 
     if args.profile:
         stream = make_stream(200_000, 10_000, seed=1)

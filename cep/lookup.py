@@ -54,8 +54,10 @@ class Tables:
         self.max_partial_matches = max_partial_matches
         self.pattern = pattern
         # transition rows: (action, source, target, fn(e, ctx), simple fn, cache key, negated)
-        # cache key: -1 = always true; None = iterative; else id of the (non-negated) condition,
-        # whose value is computed once per event and shared by all runs.
+        # cache key: -1 = always true; None = iterative; else the number of the (non-negated)
+        # condition (``_cond_key``), whose value is computed once per event and shared by all
+        # runs.
+        self._cond_keys: dict[int, tuple[int, Any]] = {}
         self.trans: list[list[tuple[int, int, int, Any, Any, int | None, bool]]] = []
         for s in self.graph:
             row = []
@@ -68,7 +70,7 @@ class Tables:
                     key: int | None = -1
                     simple = None
                 elif cond.is_simple:
-                    key, simple = id(cond), c.compile_simple(cond)
+                    key, simple = self._cond_key(cond), c.compile_simple(cond)
                 else:
                     key, simple, neg = None, None, False
                 row.append(
@@ -111,6 +113,15 @@ class Tables:
         self.start_guards = self._start_guards()
         self._waiting_for = [self._waiting_for_stages(i) for i in range(len(self.graph))]
 
+    def _cond_key(self, cond: Any) -> int:
+        """A small number per condition object (0, 1, ...): the per-event cache key. Small
+        ints compare on CPython's fast path (an ``id`` does not)."""
+        got = self._cond_keys.get(id(cond))
+        if got is None:
+            # the condition is kept alongside its number, so its id is not reused
+            got = self._cond_keys[id(cond)] = (len(self._cond_keys), cond)
+        return got[0]
+
     def _start_guards(self) -> frozenset[tuple[str, Any]] | None:
         """(field, value) pairs of which an event must match one to change an idle state."""
         start = self.graph[self.start_index]
@@ -150,7 +161,7 @@ class Tables:
             if not ok:
                 return None
             self_ignore = True
-        return (id(take), c.compile_simple(take), self_ignore or s.is_start)
+        return (self._cond_key(take), c.compile_simple(take), self_ignore or s.is_start)
 
     def _fast_take_spec(self, i: int) -> tuple[int, int, bool, bool] | None:
         """For a fast state: (source, target, ignores-also-when-taking, inline), where

@@ -24,9 +24,17 @@ _INF = float("inf")
 
 
 class PatternSetState:
-    """Per-key state of a :class:`PatternSet`: the live NFA states by pattern index."""
+    """Per-key state of a :class:`PatternSet`: the live NFA states by pattern index.
 
-    __slots__ = ("arrivals", "early", "max_ts", "states", "watermark")
+    ``watch``, ``due`` and ``next`` summarise ``states`` (derived, not serialised); every
+    ``PatternSet`` method that changes ``states`` renews them, so change ``states`` only
+    through the pattern set. ``watch``: per live pattern (in index order), the distinct
+    quick-check conditions its runs wait on, ``(pattern, ((key, fn), ...))``,
+    or None when some run is not in a quick-check state; ``due``: the earliest state
+    deadline; ``next``: what ``next_deadline`` returns (inf for None).
+    """
+
+    __slots__ = ("arrivals", "due", "early", "max_ts", "next", "states", "watch", "watermark")
 
     def __init__(self) -> None:
         self.states: dict[int, NFAState] = {}
@@ -34,6 +42,9 @@ class PatternSetState:
         self.arrivals = 0
         self.watermark: float = -_INF
         self.max_ts: float = -_INF
+        self.watch: list[tuple[int, tuple[tuple[Any, ...], ...]]] | None = []
+        self.due: float = _INF
+        self.next: float = _INF
 
     @property
     def is_idle(self) -> bool:
@@ -93,32 +104,32 @@ class PatternSet:
     def process(
         self, state: PatternSetState, event: Any, timestamp: int
     ) -> list[tuple[str, Match]]:
-        out: list[tuple[str, Match]] = []
         live = state.states
+        one = self._one_field
+        if one is None or type(event) is not dict:
+            return self._process_general(state, event, timestamp)
+        # ``candidates`` for the common case: one guarded field, no unguarded pattern.
         # ``hits``: the patterns whose start guards the event matches; a pattern not among
-        # them cannot start a run with this event, so its start run is left out of the quick
-        # check below (only known when the one-field shortcut computed it)
-        hits: list[int] | None = None
-        guarded = False
-        if self._one_field is not None and type(event) is dict:
-            guarded = True
-            # ``candidates`` for the common case: one guarded field, no unguarded pattern
-            field, values = self._one_field
-            try:
-                hits = values.get(event.get(field))
-            except TypeError:  # unhashable value: no guard can equal it
-                hits = None
+        # them cannot start a run with this event, so its start run is left out of the
+        # quick check below.
+        field, values = one
+        try:
+            hits = values.get(event.get(field))
+        except TypeError:  # unhashable value: no guard can equal it
+            hits = None
+        if not hits:
             if not live:
-                if not hits:
-                    return out
-                cands = hits
-            elif not hits:
-                cands = sorted(live) if len(live) > 1 else list(live)
-            else:
-                cands = sorted(set(live).union(hits))
+                return []
+            watch = state.watch
+            if watch is not None and timestamp < state.due:
+                return self._process_watched(state, watch, event, timestamp)
+            cands = sorted(live) if len(live) > 1 else list(live)
+        elif not live:
+            cands = hits
         else:
-            cands = self.candidates(state, event)
-        nfas, names = self.nfas, self.names
+            cands = sorted(set(live).union(hits))
+        out: list[tuple[str, Match]] = []
+        nfas = self.nfas
         for i in cands:
             nfa = nfas[i]
             st = live.get(i)
@@ -127,38 +138,36 @@ class PatternSet:
                 if started is None:
                     continue
                 st, ms = started
-            else:
-                if timestamp < st.deadline:
-                    # ``NFA.process``'s quick check, inlined: if every run ignores the event
-                    # the state is unchanged (and stays live: a live state is never idle)
-                    quick = nfa._quick
-                    last = None
-                    skip_start = -1
-                    if guarded and (hits is None or i not in hits):
-                        skip_start = nfa.start_index
-                    for cs in st.partial:
-                        if cs[0] == skip_start:
-                            continue  # the start run: its guard rules the event out
-                        key, fn = quick[cs[0]]
-                        if key is None:
+            elif timestamp < st.deadline:
+                # ``NFA.process``'s quick check, inlined: if every run ignores the event the
+                # state is unchanged (and stays live: a live state is never idle)
+                quick = nfa._quick
+                last = None
+                skip_start = -1 if hits is not None and i in hits else nfa.start_index
+                for cs in st.partial:
+                    si = cs[0]
+                    if si == skip_start:
+                        continue  # the start run: its guard rules the event out
+                    key, fn = quick[si]
+                    if key is None:
+                        break
+                    if key != last:
+                        if fn(event):
                             break
-                        if key != last:
-                            if fn(event):
-                                break
-                            last = key
-                    else:
-                        continue
-                    # what ``NFA.process`` does next (no time to advance), with the
-                    # conditions already evaluated
-                    cache: dict[int, bool] = {} if last is None else {last: False}
-                    if key is not None:
-                        cache[key] = True
-                    ms = []
-                    nfa._process(st, event, timestamp, ms, cache)
+                        last = key
                 else:
-                    ms = nfa.process(st, event, timestamp)
+                    continue
+                # what ``NFA.process`` does next (no time to advance), with the conditions
+                # already evaluated
+                cache: dict[int, bool] = {} if last is None else {last: False}
+                if key is not None:
+                    cache[key] = True
+                ms = []
+                nfa._process(st, event, timestamp, ms, cache)
+            else:
+                ms = nfa.process(st, event, timestamp)
             if ms:
-                name = names[i]
+                name = self.names[i]
                 for m in ms:
                     out.append((name, m))
             partial = st.partial
@@ -172,6 +181,114 @@ class PatternSet:
                 live.pop(i, None)  # idle: the same as a fresh state
             else:
                 live[i] = st
+        self._summarise(state)
+        return out
+
+    def _process_watched(
+        self,
+        state: PatternSetState,
+        watch: list[tuple[int, tuple[tuple[Any, ...], ...]]],
+        event: dict[str, Any],
+        timestamp: int,
+    ) -> list[tuple[str, Match]]:
+        """``process`` for an event that starts no run, before every live state's deadline:
+        only the conditions in ``state.watch`` are asked, and only a pattern one of them
+        holds for goes through ``NFA._process``, with the answers so far."""
+        out: list[tuple[str, Match]] = []
+        changed = False
+        for i, checks in watch:
+            for n, (key, fn) in enumerate(checks):  # noqa: B007 (read after break)
+                if fn(event):
+                    break
+            else:
+                continue  # no run of pattern i reacts: its state is unchanged
+            cache = {checks[k][0]: False for k in range(n)}
+            cache[key] = True
+            live = state.states
+            st = live[i]
+            ms: list[Match] = []
+            self.nfas[i]._process(st, event, timestamp, ms, cache)
+            changed = True
+            if ms:
+                name = self.names[i]
+                for m in ms:
+                    out.append((name, m))
+            partial = st.partial
+            if (
+                len(partial) == 1
+                and partial[0][5] is None
+                and not st.completed
+                and not st.pending_timeouts
+                and not st.early
+            ):
+                live.pop(i, None)  # idle: the same as a fresh state
+        if changed:
+            self._summarise(state)
+        return out
+
+    def _summarise(self, state: PatternSetState) -> None:
+        """Renew ``state.watch``, ``state.due`` and ``state.next`` from ``state.states``."""
+        live = state.states
+        watch: list[tuple[int, tuple[tuple[Any, ...], ...]]] | None = []
+        due = nxt = _INF
+        nfas = self.nfas
+        for i in sorted(live) if len(live) > 1 else live:
+            st = live[i]
+            d = st.deadline
+            if d < due:
+                due = d
+            pending = st.pending_timeouts
+            if pending:
+                d = min(t.timestamp for t in pending)
+            if d < nxt:
+                nxt = d
+            if watch is None:
+                continue
+            nfa = nfas[i]
+            quick = nfa._quick
+            start = nfa.start_index
+            checks: list[tuple[Any, ...]] = []
+            keys: list[int] = []
+            for cs in st.partial:
+                si = cs[0]
+                if si == start:
+                    continue  # the start run: only an event its guards match reaches it
+                q = quick[si]
+                key = q[0]
+                if key is None:
+                    watch = None
+                    break
+                if key not in keys:
+                    keys.append(key)
+                    checks.append(q)
+            else:
+                if checks:
+                    watch.append((i, tuple(checks)))
+        state.watch = watch
+        state.due = due
+        state.next = nxt
+
+    def _process_general(
+        self, state: PatternSetState, event: Any, timestamp: int
+    ) -> list[tuple[str, Match]]:
+        """``process`` for any event and any set: each candidate through ``NFA.process``."""
+        out: list[tuple[str, Match]] = []
+        live = state.states
+        for i in self.candidates(state, event):
+            nfa = self.nfas[i]
+            st = live.get(i)
+            if st is None:
+                started = nfa.start_new(event, timestamp)
+                if started is None:
+                    continue
+                st, ms = started
+            else:
+                ms = nfa.process(st, event, timestamp)
+            name = self.names[i]
+            for m in ms:
+                out.append((name, m))
+            self._keep(state, i, st)
+        self._summarise(state)
         return out
 
     def advance_time(
@@ -179,6 +296,7 @@ class PatternSet:
     ) -> tuple[list[tuple[str, Timeout]], list[tuple[str, Match]]]:
         timeouts: list[tuple[str, Timeout]] = []
         matches: list[tuple[str, Match]] = []
+        changed = False
         for i in sorted(state.states):
             st = state.states[i]
             if timestamp < st.deadline and not st.pending_timeouts:
@@ -187,17 +305,15 @@ class PatternSet:
             timeouts.extend((self.names[i], x) for x in t)
             matches.extend((self.names[i], x) for x in m)
             self._keep(state, i, st)
+            changed = True
+        if changed:
+            self._summarise(state)
         return timeouts, matches
 
     def next_deadline(self, state: PatternSetState) -> float | None:
-        best = _INF
-        for st in state.states.values():
-            # ``NFA.next_deadline``, inlined
-            pending = st.pending_timeouts
-            d = min(t.timestamp for t in pending) if pending else st.deadline
-            if d < best:
-                best = d
-        return None if best == _INF else best
+        """Earliest time at which ``advance_time`` can emit for this key, or None."""
+        d = state.next  # ``NFA.next_deadline`` of every live state, kept by ``_summarise``
+        return None if d == _INF else d
 
     @staticmethod
     def _keep(state: PatternSetState, i: int, st: NFAState) -> None:
@@ -235,4 +351,5 @@ class PatternSet:
             state.arrivals = doc["a"]
             state.watermark = -_INF if doc["w"] is None else doc["w"]
             state.max_ts = -_INF if doc["m"] is None else doc["m"]
+        self._summarise(state)
         return state

@@ -213,3 +213,67 @@ def test_event_time_shortcuts_change_no_output_and_no_state_byte(
                 assert fs.to_bytes() == ss.to_bytes(), where
             emitted += len(got.matches) + len(got.timeouts) + len(got.late)
     assert emitted > 100  # the streams produce matches, timeouts and late events
+
+
+def _guarded_shapes(skip: str) -> list[Pattern]:
+    """Shapes whose every simple condition carries its guard (as compiled rules do)."""
+
+    def on(t: str) -> tuple[Any, tuple[str, str]]:
+        return _is(t), ("t", t)
+
+    def begin() -> Pattern:
+        return Pattern.begin("a", skip=SKIPS[skip]()).where(*on("a"))
+
+    w = 40
+    return [
+        begin().followed_by("b").where(*on("b")).followed_by("c").where(*on("c")).within(w),
+        begin().followed_by_any("b").where(*on("b")).followed_by("c").where(*on("c")).within(w),
+        begin().followed_by("b").where(*on("b")).one_or_more().followed_by("c").where(*on("c")),
+        begin().next("b").where(*on("b")).followed_by("c").where(*on("c")).within(w),
+        begin().followed_by("b").where(*on("b")).not_followed_by("c").where(*on("c")).within(w),
+        begin().followed_by("b").where(*on("b")).or_(_is("d"), guard=("t", "d")).within(w),
+    ]
+
+
+def _pattern_set_steps(ps: PatternSet, seed: int, n: int, general: bool) -> list[str]:
+    """Run ``ps`` over a stream; with ``general``, every event through ``_process_general``."""
+    state = ps.new_state()
+    seen: list[str] = []
+    for kind, ts, ev in _steps(seed, n):
+        if kind == "advance":
+            tos, ms = ps.advance_time(state, ts)
+            seen.append(repr(tos))
+        elif general:
+            ms = ps._process_general(state, ev, ts)
+        else:
+            ms = ps.process(state, ev, ts)
+        seen.append(repr(ms))
+        seen.append(repr(ps.next_deadline(state)))
+        seen.append(ps.to_bytes(state).decode())
+        # the summary is what it would be if built afresh from the states
+        kept = (state.watch, state.due, state.next)
+        ps._summarise(state)
+        assert (state.watch, state.due, state.next) == kept
+    return seen
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_pattern_set_watch_path_equals_the_general_path(guarded: bool) -> None:
+    shapes = _guarded_shapes if guarded else _shapes
+    patterns = {f"{skip}{k}": p for skip in SKIPS for k, p in enumerate(shapes(skip))}
+    fast = PatternSet({name: compile_pattern(p) for name, p in patterns.items()})
+    plain = PatternSet({name: compile_pattern(p) for name, p in patterns.items()})
+    assert fast._one_field is not None  # the dict fast path is the one under test
+    watched = fast._process_watched
+    used: list[int] = []
+
+    def counted(state: Any, watch: Any, event: Any, ts: int) -> Any:
+        used.append(1)
+        return watched(state, watch, event, ts)
+
+    fast._process_watched = counted  # type: ignore[method-assign]
+    got = _pattern_set_steps(fast, 7, 500, general=False)
+    want = _pattern_set_steps(plain, 7, 500, general=True)
+    assert got == want
+    assert len(used) > 20  # the summary path did run (45 times with this seed)
+    assert sum(1 for x in got if "Match(" in x or "Timeout(" in x) > 50
