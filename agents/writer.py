@@ -16,11 +16,19 @@ touched it since the previous flush:
    the last flush are read again and the progress record's source offsets skip what the
    recovered state already holds.
 
+The event loop: a flush lets the worker's other tasks run before it serialises a partition's
+dirty keys (waiting for the sends does, else ``asyncio.sleep(0)``) and after that partition's
+writes, so neither the message that led to it nor the detect agent's next message runs in the
+same turn of the loop, and a web lookup waits for one partition's writes at most. It does not
+yield between the writes of one partition: :meth:`Detector.flush` takes the keys out of the
+dirty set the web view reads from memory, and a lookup in the middle would see the table's
+older state.
+
 When coalescing, a flush happens every ``interval`` seconds or ``max_messages`` messages
 (whichever comes first), when a partition is revoked, and when the worker stops. Otherwise the
 agent flushes every message at once and Faust acks it: under exactly_once (inside the
 partition's transaction: the writes, the detections and the offsets commit atomically), and
-under at_least_once unless ``COALESCE_STATE_WRITES`` is on (``app/faust_app.py``).
+under at_least_once unless ``KAIROS_COALESCE_STATE_WRITES`` is on (``app/settings.py``).
 """
 
 from __future__ import annotations
@@ -139,6 +147,8 @@ class StateWriter:
         pending = self._pending.pop(partition, None) or _Pending()
         if pending.sent and self.wait_for_sends:
             await asyncio.gather(*pending.sent)  # raises when Kafka refused a detection
+        else:
+            await asyncio.sleep(0)  # the message's work so far and its writes: two turns
         write = self._write
         writes = self.detector.flush(partition)
         for key, value in writes.items():
@@ -149,6 +159,7 @@ class StateWriter:
         if ack:
             for event in pending.acks:
                 await self._ack(event)
+        await asyncio.sleep(0)  # the partition is written: let the other tasks in
         return len(writes) + len(pending.history)
 
     def drop(self, partition: int) -> None:

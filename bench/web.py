@@ -14,6 +14,10 @@ alternate between
   not exist (20 %, answered 404), measuring each request's latency.
 
 Before the rounds, the lookup load runs once with no stream (what the web view itself costs).
+``--root`` runs the worker of another source tree (a clean checkout, for before/after runs in
+the same time window); ``--loop-stats DIR`` times every callback on the worker's event loops
+(:mod:`bench.looplag`, CPU and wall time) and reports, per kind of round, the distribution
+of the callbacks of at least 1 ms CPU and the top ones.
 Reported: lookup p50/p99/max (alone, and over all rounds with the stream), and the stream's
 p50/p99 with and without lookups; every alert of a round is waited for, none is dropped. Alternating rounds on the same worker keeps drift (JIT-free Python, but page
 cache, broker segments, other load on the machine) from favouring one side.
@@ -36,7 +40,16 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench.common import LATENCY_RULE, Worker, create_topics, paced_stream, summary
+from bench import looplag
+from bench.common import (
+    LATENCY_RULE,
+    ROOT,
+    Worker,
+    cpu_seconds,
+    create_topics,
+    paced_stream,
+    summary,
+)
 
 # -- the lookup load (its own process: its CPU time is not the stream producer's) -------------
 
@@ -107,18 +120,36 @@ def known_keys(worker: Worker) -> list[str]:
     return sorted({d["subject"] for d in doc["detections"]})
 
 
-def run(bootstrap: str, rate: int, lookups: int, seconds: float, rounds: int, tmp: Path) -> dict:
+def run(
+    bootstrap: str,
+    rate: int,
+    lookups: int,
+    seconds: float,
+    rounds: int,
+    tmp: Path,
+    root: Path = ROOT,
+    loop_stats: Path | None = None,
+) -> dict:
     suffix = uuid.uuid4().hex[:6]
     src, out = f"webb-src-{suffix}", f"webb-out-{suffix}"
     rules = tmp / "rules"
     rules.mkdir()
     (rules / "latency.yaml").write_text(LATENCY_RULE.format(source=src, out=out))
     asyncio.run(create_topics(bootstrap, [src, out]))
-    worker = Worker(
-        bootstrap,
-        {"KAIROS_APP_ID": f"bench-web-{suffix}", "KAIROS_RULES_DIR": str(rules)},
-        tmp / "worker.log",
-    )
+    env = {
+        "KAIROS_APP_ID": f"bench-web-{suffix}",
+        "KAIROS_RULES_DIR": str(rules),
+        # a broker shared by several runs (KAFKA_BOOTSTRAP_SERVERS) holds each run's rule
+        "KAIROS_RULES_TOPIC": f"bench-web-rules-{suffix}",
+        "KAIROS_RULES_STATUS_TOPIC": f"bench-web-rules-status-{suffix}",
+    }
+    if loop_stats is not None:
+        loop_stats.mkdir(parents=True, exist_ok=True)
+        loop_stats = loop_stats / f"loop-{suffix}.json"
+        env["KAIROS_LOOP_STATS"] = str(loop_stats)
+        env["PYTHONPATH"] = f"{root}{os.pathsep}{ROOT / 'bench' / 'looplag_hook'}"
+    worker = Worker(bootstrap, env, tmp / "worker.log", root=root)
+    windows: dict[str, list[tuple[float, float]]] = {"stream": [], "stream + lookups": []}
     base = f"http://127.0.0.1:{worker.port}"
     stream: dict[str, list[float]] = {"stream": [], "stream + lookups": []}
     lookup_ms: list[float] = []
@@ -133,8 +164,11 @@ def run(bootstrap: str, rate: int, lookups: int, seconds: float, rounds: int, tm
         keys = known_keys(worker)
         if not keys:
             raise SystemExit(f"no detections after the warm-up; log {worker.log}")
+        t0 = time.time()
         idle = lookups_alone(base, keys, lookups, seconds)
+        windows["lookups alone"] = [(t0, time.time())]
         print(f"  lookups alone: {summary(idle)}", file=sys.stderr)
+        cpu0, sent0 = cpu_seconds(worker.proc.pid), sent
         for r in range(rounds):
             for mode in ("stream", "stream + lookups"):
                 proc = None
@@ -145,7 +179,9 @@ def run(bootstrap: str, rate: int, lookups: int, seconds: float, rounds: int, tm
                         target=_lookup_process, args=(base, keys, lookups, seconds, queue)
                     )
                     proc.start()
+                t0 = time.time()
                 lat = asyncio.run(paced_stream(bootstrap, src, out, rate, seconds))
+                windows[mode].append((t0, time.time()))
                 sent += int(rate * seconds)
                 stream[mode] += lat
                 line = f"  round {r + 1} {mode}: stream {summary(lat)}"
@@ -162,8 +198,11 @@ def run(bootstrap: str, rate: int, lookups: int, seconds: float, rounds: int, tm
                 if behind > 1:
                     print(f"  (the worker needed {behind:.1f} s more to catch up)", file=sys.stderr)
                 keys = known_keys(worker) or keys
+        # the worker's CPU per event over the rounds (lookups included): what saturates it
+        cpu_us = (cpu_seconds(worker.proc.pid) - cpu0) / (sent - sent0) * 1e6
     finally:
         worker.stop()
+    loop = loop_report(loop_stats, windows) if loop_stats is not None else None
     return {
         "rate_eps": rate,
         "lookups_per_s": lookups,
@@ -175,8 +214,29 @@ def run(bootstrap: str, rate: int, lookups: int, seconds: float, rounds: int, tm
         "stream": summary(stream["stream"]),
         "stream_with_lookups": summary(stream["stream + lookups"]),
         "catch_up_s": catch_up,
+        "worker_cpu_us_per_event": round(cpu_us, 1),
         "cpus": os.cpu_count(),
+        "root": str(root),
+        "loop": loop,
     }
+
+
+def loop_report(path: Path, windows: dict[str, list[tuple[float, float]]]) -> dict[str, Any]:
+    """The worker's event-loop callbacks (>= 1 ms CPU) per kind of round (bench.looplag)."""
+    if not path.exists():
+        return {"error": f"the worker wrote no {path} (did it exit normally?)"}
+    doc = orjson.loads(path.read_bytes())
+    out: dict[str, Any] = {"file": str(path), "threads": doc["threads"]}
+    for mode, spans in windows.items():
+        kept = [k for k in doc["kept"] if any(a <= k[0] <= b for a, b in spans)]
+        samples = {
+            stack: [t for t in times if any(a <= t <= b for a, b in spans)]
+            for stack, times in doc.get("samples", {}).items()
+        }
+        pauses = [g for g in doc.get("gc", []) if any(a <= g[0] <= b for a, b in spans)]
+        out[mode] = looplag.report({**doc, "kept": kept, "samples": samples, "gc": pauses})
+        out[mode]["seconds"] = round(sum(b - a for a, b in spans), 1)
+    return out
 
 
 def main() -> int:
@@ -188,6 +248,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="duration of each round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each kind")
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="source tree of the worker (default: this one)"
+    )
+    parser.add_argument(
+        "--loop-stats",
+        type=Path,
+        metavar="DIR",
+        help="time the worker's event-loop callbacks (bench.looplag); files go to DIR",
+    )
     args = parser.parse_args()
 
     cluster = None
@@ -201,7 +270,16 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="kairos-bench-web-") as d:
             print(f"  worker log in {d}", file=sys.stderr)
-            result = run(bootstrap, args.rate, args.lookups, args.seconds, args.rounds, Path(d))
+            result = run(
+                bootstrap,
+                args.rate,
+                args.lookups,
+                args.seconds,
+                args.rounds,
+                Path(d),
+                args.root.resolve(),
+                args.loop_stats,
+            )
     finally:
         if cluster is not None:
             cluster.stop()
@@ -227,6 +305,10 @@ def main() -> int:
             f"{r['max_ms']:.1f} ms | {r['n']} |"
         )
     print(f"\nstream p99 change with lookups: {rise:+.1f} %")
+    print(
+        f"worker CPU per event: {result['worker_cpu_us_per_event']} µs; seconds to catch up "
+        f"after each round: {result['catch_up_s']}"
+    )
     if args.json:
         args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     return 0

@@ -109,3 +109,27 @@ async def test_due_after_max_messages_or_the_interval() -> None:
         assert not writer.due()
         writer.add(0, [], [], f"m{i}")
     assert writer.due()
+
+
+async def test_flush_lets_other_tasks_in_between_partitions_not_inside_one() -> None:
+    det, writer, log = setup()
+    parts = set()
+    for i, user in enumerate(f"u{n}" for n in range(40)):
+        parts.add(apply(det, writer, [{"id": f"e{i}", "user": user, "type": "A", "ts": i}], i))
+    assert len(parts) >= 2
+    seen: list[int] = []  # how many writes another task saw done, each time it ran
+
+    async def watch() -> None:
+        while True:
+            seen.append(len(log.steps))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.ensure_future(watch())
+    await asyncio.sleep(0)
+    await writer.flush()
+    watcher.cancel()
+    # the step count after each partition's writes (its progress record is its last write)
+    ends = [i + 1 for i, (_kind, (_table, key)) in enumerate(log.steps) if key.startswith(b"\x00p")]
+    assert len(ends) == len(parts)
+    assert set(seen) <= {0, *ends}  # never in the middle of a partition's writes
+    assert set(ends[:-1]) <= set(seen)  # and between every two partitions
