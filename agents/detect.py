@@ -7,8 +7,8 @@ touched keys back to the state table, once per key per message.
 Per partition it keeps:
 
 - a cache of decoded key states (loaded from the table on first use),
-- the per-rule clocks. Event time: the ingest carries, with every event, batch and tick, the max
-  event time routed to the rule *per source partition*; the rule's watermark is the minimum of those
+- the per-rule clocks. Event time: the ingest carries, with every event and tick, the max event
+  time routed to the rule *per source partition*; the rule's watermark is the minimum of those
   maxima over the source partitions that are not idle, minus the rule's max out-of-orderness
   (a source partition with no event for ``idle_ms`` of wall-clock time stops holding the
   watermark back; when all are idle the maximum is used, so absences still fire when the
@@ -233,21 +233,16 @@ class Detector:
         touched: dict[str, _Working] = {}
         if isinstance(message, Tick):
             part.now = max(part.now, message.now)
+            for source, ms in message.last.items():
+                if ms > part.src_last.get(source, ms - 1):
+                    part.src_last[source] = ms
+            for name, per_src in message.watermarks.items():
+                mine = part.src_max.setdefault(name, {})
+                for source, ts in per_src.items():
+                    if ts > mine.get(source, ts - 1):
+                        mine[source] = ts
         else:
             yield from self._apply_batch(part, message, outcome, touched)
-        # the ingest's clock, after the batch's events (they were routed before it was read)
-        if message.last:
-            src_last = part.src_last
-            for source, ms in message.last.items():
-                if ms > src_last.get(source, ms - 1):
-                    src_last[source] = ms
-        for name, per_src in message.watermarks.items():
-            mine = part.src_max.get(name)
-            if mine is None:
-                mine = part.src_max[name] = {}
-            for source, ts in per_src.items():
-                if ts > mine.get(source, ts - 1):
-                    mine[source] = ts
         self._advance(part, outcome, touched)
         part.dirty.update(touched)
         if touched or outcome.events or outcome.duplicates:

@@ -17,7 +17,7 @@ only: rules reading a shared topic often need different fields.
 from __future__ import annotations
 
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +27,6 @@ from agents.rulebook import RuleBook
 from agents.wire import BatchBuilder, partition_for
 
 __all__ = ["DeadLetter", "Ingest", "IngestResult"]
-
-#: Polls whose clock changes are kept to bring a keyed partition up to date with its next batch;
-#: a partition that got no batch for longer is sent the whole clock.
-CLOCK_HISTORY = 64
 
 
 @dataclass
@@ -76,13 +72,6 @@ class Ingest:
         # source partition -> wall ms of the last poll that routed an event from it
         self.src_last: dict[str, int] = {}
         self._source_names: dict[tuple[str, int], str] = {}  # (topic, partition) -> "topic:p"
-        # the clock carried by batches: per poll, what changed in max_ts/src_last; per keyed
-        # partition, the number of the last poll whose changes it was sent
-        self._polls = 0
-        self._changes: deque[tuple[dict[str, dict[str, int]], dict[str, int]]] = deque(
-            maxlen=CLOCK_HISTORY
-        )
-        self._clock_sent: dict[int, int] = {}
 
     def route_poll(
         self,
@@ -181,45 +170,7 @@ class Ingest:
                     topic, partition, offset, rkey, value, list(headers or ()), reason, detail
                 )
             )
-        if batches:
-            self._attach_clock(batches, now)
         return out
-
-    def _attach_clock(self, batches: dict[int, BatchBuilder], now: int) -> None:
-        """Give each batch the clock facts its partition has not had yet (see
-        :mod:`agents.wire`): the changes of the polls since its previous batch, or, when it had
-        none within :data:`CLOCK_HISTORY` polls, the whole clock. Detect then learns how far the
-        other source partitions have got with each batch, not only with each tick."""
-        touched = [source for source, ms in self.src_last.items() if ms == now]
-        wm_change: dict[str, dict[str, int]] = {}
-        for name, per_src in self.max_ts.items():
-            moved = {source: per_src[source] for source in touched if source in per_src}
-            if moved:
-                wm_change[name] = moved
-        last_change = dict.fromkeys(touched, now)
-        self._polls += 1
-        poll = self._polls
-        changes = self._changes
-        changes.append((wm_change, last_change))
-        first = poll - len(changes) + 1  # the poll number of changes[0]
-        sent = self._clock_sent
-        for p, builder in batches.items():
-            since = sent.get(p)
-            sent[p] = poll
-            if since == poll - 1:
-                builder.watermarks, builder.last = wm_change, last_change
-            elif since is None or since < first - 1:
-                builder.watermarks = {name: dict(per) for name, per in self.max_ts.items()}
-                builder.last = dict(self.src_last)
-            else:
-                wm: dict[str, dict[str, int]] = {}
-                last: dict[str, int] = {}
-                for i in range(since + 1 - first, len(changes)):
-                    wm_i, last_i = changes[i]
-                    for name, moved in wm_i.items():  # values only grow: later ones win
-                        wm.setdefault(name, {}).update(moved)
-                    last.update(last_i)
-                builder.watermarks, builder.last = wm, last
 
 
 def _reason_code(why: str) -> str:

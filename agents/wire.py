@@ -11,14 +11,7 @@ Batch::
                                                           # in this source partition so far
      "s": ["flight-events:0", ...],                       # source topic:partition, by index
      "e": [[key, src, offset, ingest_ms, [[rule, ts, eid, seen], ...], event], ...],
-     "c": [[key, src, offset, {field: value}], ...],      # context updates
-     "wm": {rule: {"topic:partition": max event time}},   # optional: the ingest's clock,
-     "last": {"topic:partition": wall ms of its last event}}  # as in a tick (see below)
-
-A batch's ``wm``/``last`` hold what the ingest learnt of its source partitions since the last
-batch it sent to that partition (all of it the first time): the facts of a tick, sent early.
-Detect applies them *after* the batch's events, so a partition that gets traffic learns how far
-the other source partitions have got with every batch instead of once per tick interval.
+     "c": [[key, src, offset, {field: value}], ...]}      # context updates
 
 Tick (one per partition and interval, from every worker)::
 
@@ -58,8 +51,6 @@ class Batch:
     sources: list[str]
     events: list[list[Any]]
     context: list[list[Any]]
-    watermarks: dict[str, dict[str, int]] = field(default_factory=dict)
-    last: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,9 +67,6 @@ class BatchBuilder:
     sources: list[str] = field(default_factory=list)
     events: list[list[Any]] = field(default_factory=list)
     context: list[list[Any]] = field(default_factory=list)
-    #: the ingest's clock for this partition (see the module docstring); empty: none
-    watermarks: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
-    last: Mapping[str, int] = field(default_factory=dict)
     _index: dict[str, int] = field(default_factory=dict)
 
     def _src(self, source: str) -> int:
@@ -112,10 +100,6 @@ class BatchBuilder:
         out: dict[str, Any] = {"k": "b", "s": self.sources, "e": self.events}
         if self.context:
             out["c"] = self.context
-        if self.watermarks:
-            out["wm"] = self.watermarks
-        if self.last:
-            out["last"] = self.last
         return orjson.dumps(out)
 
 
@@ -132,9 +116,7 @@ def decode(value: bytes) -> Batch | Tick:
     msg = orjson.loads(value)
     kind = msg.get("k") if isinstance(msg, dict) else None
     if kind == "b":
-        return Batch(
-            msg["s"], msg["e"], msg.get("c", []), msg.get("wm") or {}, msg.get("last") or {}
-        )
+        return Batch(msg["s"], msg["e"], msg.get("c", []))
     if kind == "t":
         return Tick(int(msg["t"]), dict(msg.get("wm") or {}), dict(msg.get("last") or {}))
     raise ValueError(f"keyed topic message of unknown kind {kind!r}")
