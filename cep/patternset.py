@@ -170,15 +170,8 @@ class PatternSet:
                 name = self.names[i]
                 for m in ms:
                     out.append((name, m))
-            partial = st.partial
-            if (
-                len(partial) == 1
-                and partial[0][5] is None
-                and not st.completed
-                and not st.pending_timeouts
-                and not st.early
-            ):
-                live.pop(i, None)  # idle: the same as a fresh state
+            if st.is_idle:
+                live.pop(i, None)  # the same as a fresh state
             else:
                 live[i] = st
         self._summarise(state)
@@ -195,6 +188,7 @@ class PatternSet:
         only the conditions in ``state.watch`` are asked, and only a pattern one of them
         holds for goes through ``NFA._process``, with the answers so far."""
         out: list[tuple[str, Match]] = []
+        live = state.states
         changed = False
         for i, checks in watch:
             for n, (key, fn) in enumerate(checks):  # noqa: B007 (read after break)
@@ -204,7 +198,6 @@ class PatternSet:
                 continue  # no run of pattern i reacts: its state is unchanged
             cache = {checks[k][0]: False for k in range(n)}
             cache[key] = True
-            live = state.states
             st = live[i]
             ms: list[Match] = []
             self.nfas[i]._process(st, event, timestamp, ms, cache)
@@ -213,15 +206,8 @@ class PatternSet:
                 name = self.names[i]
                 for m in ms:
                     out.append((name, m))
-            partial = st.partial
-            if (
-                len(partial) == 1
-                and partial[0][5] is None
-                and not st.completed
-                and not st.pending_timeouts
-                and not st.early
-            ):
-                live.pop(i, None)  # idle: the same as a fresh state
+            if st.is_idle:
+                live.pop(i, None)  # the same as a fresh state
         if changed:
             self._summarise(state)
         return out
