@@ -397,8 +397,7 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
     runtime = Runtime(settings, app, book, detector, rules_service, ingest, feed, provider, writer)
     #: Manual acks: exactly_once (a message is acked inside its transaction's gate, see
     #: app/transactions.py) and coalesced writes (acked by the flush that persists it).
-    coalesce = settings.coalesce_state_writes and not settings.exactly_once
-    manual_acks = settings.exactly_once or coalesce
+    manual_acks = settings.exactly_once or settings.coalesced_writes
     if settings.exactly_once:
         gates_of(app).on_lost = lambda tid: _on_transaction_lost(runtime, tables, tid)
     app._kairos_state = lambda: _worker_state(runtime)  # in the state dump (app/diagnostics.py)
@@ -482,7 +481,7 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
             self.add_future(rules_service.run())
             self.add_future(feed.run())
             self.add_future(self._start_ingest())
-            if coalesce:
+            if settings.coalesced_writes:
                 self.add_future(self._flush_forever())
             if settings.exactly_once:
                 self.add_future(self._rejoin_while_lost())
@@ -599,7 +598,7 @@ async def _handle(
     partition is paused until the rebalance that :func:`app.transactions.drop_transaction`
     asks for; returns None then."""
     settings = runtime.settings
-    per_message = settings.exactly_once or not settings.coalesce_state_writes
+    per_message = not settings.coalesced_writes
     tid = None
     gates = gates_of(runtime.app)
     gate: Any = contextlib.nullcontext()

@@ -251,6 +251,12 @@ class Settings:
     def exactly_once(self) -> bool:
         return self.processing_guarantee == "exactly_once"
 
+    @property
+    def coalesced_writes(self) -> bool:
+        """Whether the detect agent coalesces its table writes: asked for, and at_least_once
+        (exactly_once writes every message inside its transaction)."""
+        return self.coalesce_state_writes and not self.exactly_once
+
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for SSL / SASL_SSL, else None."""
         if self.security_protocol not in ("SSL", "SASL_SSL"):

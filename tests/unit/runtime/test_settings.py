@@ -118,5 +118,8 @@ def test_sasl_client_kwargs_and_redaction() -> None:
 def test_coalesced_writes_are_a_setting() -> None:
     assert Settings.from_env({"KAIROS_COALESCE_STATE_WRITES": "on"}).coalesce_state_writes
     assert not Settings.from_env({"KAIROS_COALESCE_STATE_WRITES": "0"}).coalesce_state_writes
+    assert Settings.from_env({"KAIROS_COALESCE_STATE_WRITES": "on"}).coalesced_writes
+    eos = {"KAIROS_COALESCE_STATE_WRITES": "on", "KAIROS_PROCESSING_GUARANTEE": "exactly_once"}
+    assert not Settings.from_env(eos).coalesced_writes  # exactly_once writes per message
     with pytest.raises(SettingsError, match="KAIROS_COALESCE_STATE_WRITES must be true or false"):
         Settings.from_env({"KAIROS_COALESCE_STATE_WRITES": "sometimes"})
