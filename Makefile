@@ -37,7 +37,8 @@ test: lint  ## lint, then every test (unit + integration; starts a local Kafka w
 	$(BIN)/pytest tests -m "not known_defect" $(PYTEST_ARGS)
 
 test-known-defects: venv  ## the tests that reproduce open defects (expected to fail until fixed)
-	$(BIN)/pytest tests -m known_defect $(PYTEST_ARGS)
+	@$(BIN)/pytest tests -m known_defect $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no test is marked known_defect today"; exit 0; fi; exit $$rc
 
 test-unit: venv  ## tests that need no broker
 	$(BIN)/pytest tests -m "not kafka and not known_defect" $(PYTEST_ARGS)

@@ -146,11 +146,6 @@ def test_no_duplicates_for_read_committed_across_a_worker_kill(
     assert {e["subject"] for e in events} == {f"k{i}" for i in range(n1 + n2)}
 
 
-@pytest.mark.known_defect(
-    reason="exactly_once with a zombie worker: its failures were late events of the default "
-    "5 s source idle timeout (now 600 s in this test); too few runs since to call it "
-    "reliable (docs/runtime.md, 'Limits, known')"
-)
 def test_a_worker_fenced_as_a_zombie_neither_duplicates_nor_stops(
     kafka_cluster3: Any, tmp_path: Path
 ) -> None:
