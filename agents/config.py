@@ -24,6 +24,7 @@ class RuntimeConfig(Protocol):
     dlq_topic: str
     ingest_batch_max: int
     tick_interval: float
+    watermark_interval: float  # seconds; 0: watermarks only with the ticks
     session_timeout: float  # seconds: consumer-group session timeout (failover time)
     heartbeat_interval: float  # seconds
 

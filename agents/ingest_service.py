@@ -12,7 +12,10 @@ consumer re-subscribes.
 
 Every ``KAIROS_TICK_INTERVAL`` seconds a tick goes to every partition of the keyed topic with
 the wall clock and this worker's max event time per rule, so processing-time timeouts fire and
-event-time watermarks advance on partitions (and keys) that receive nothing else.
+event-time watermarks advance on partitions (and keys) that receive nothing else. While event
+times advance, ticks go out more often, every ``KAIROS_WATERMARK_INTERVAL`` seconds: a keyed
+partition's watermark is the minimum over all source partitions, so it can only pass an event
+once a tick has told it how far the other source partitions got.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from agents.ingest import Ingest, IngestResult
 from agents.rulebook import RuleBook
 from agents.wire import encode_tick
 
-__all__ = ["IngestService"]
+__all__ = ["IngestService", "TickSchedule"]
 
 log = logging.getLogger("kairos.ingest")
 
@@ -50,6 +53,28 @@ FETCH_WAIT_BUSY_MS = 5
 #: long poll in flight for the other partitions (one wait of up to this long).
 FETCH_WAIT_IDLE_MS = 50
 IDLE_AFTER = 1.0
+
+
+class TickSchedule:
+    """When the ingest sends a tick: every ``interval`` seconds (the wall clock, for
+    processing-time timeouts and idle sources), and every ``watermark_interval`` seconds while
+    the max event times move (0: only every ``interval``)."""
+
+    def __init__(self, interval: float, watermark_interval: float) -> None:
+        self.interval = interval
+        self.step = min(watermark_interval, interval) or interval
+        self._sent_at: float | None = None
+        self._sent: dict[str, dict[str, int]] = {}
+
+    def due(self, now: float, maxima: dict[str, dict[str, int]]) -> bool:
+        """True when a tick goes out now (checked every ``step`` seconds); remembers it."""
+        if self._sent_at is None:
+            self._sent_at = now - self.step  # the first check is one step after the start
+        if now - self._sent_at < self.interval - self.step / 2 and maxima == self._sent:
+            return False
+        self._sent_at = now
+        self._sent = {rule: dict(per_src) for rule, per_src in maxima.items()}
+        return True
 
 
 class IngestService:
@@ -241,11 +266,14 @@ class IngestService:
         return out
 
     async def tick_forever(self) -> None:
-        """Send a tick to every keyed partition each interval (wall clock + max event times)."""
+        """Send a tick to every keyed partition each interval (wall clock + max event times):
+        every ``tick_interval``, and every ``watermark_interval`` while max event times move."""
         assert self.producer is not None
-        interval = self.settings.tick_interval
+        schedule = TickSchedule(self.settings.tick_interval, self.settings.watermark_interval)
         while not self._stopping:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(schedule.step)
+            if not schedule.due(time.monotonic(), self.ingest.max_ts):
+                continue
             try:
                 async with self._send_lock:
                     value = encode_tick(

@@ -156,6 +156,14 @@ class Settings:
         1.0,
         "Seconds between time ticks (processing-time timeouts, idle watermarks).",
     )
+    watermark_interval: float = _env(
+        "KAIROS_WATERMARK_INTERVAL",
+        0.2,
+        "Seconds between watermark ticks: while event times advance, a tick with the ingest's "
+        "max event times goes to every keyed partition at most this often (as Flink's "
+        "autoWatermarkInterval). Bounds how long an event-time match waits for the watermark; "
+        "0, or a value above KAIROS_TICK_INTERVAL, leaves only the KAIROS_TICK_INTERVAL ticks.",
+    )
     source_idle_timeout: float = _env(
         "KAIROS_SOURCE_IDLE_TIMEOUT",
         5.0,
@@ -238,6 +246,11 @@ class Settings:
         if not 0 < self.tick_interval <= 60:
             raise SettingsError(
                 f"KAIROS_TICK_INTERVAL must be in (0, 60] seconds, got {self.tick_interval}"
+            )
+        if not 0 <= self.watermark_interval <= 60:
+            raise SettingsError(
+                "KAIROS_WATERMARK_INTERVAL must be in [0, 60] seconds (0: watermarks only with "
+                f"the KAIROS_TICK_INTERVAL ticks), got {self.watermark_interval}"
             )
         if not 0 < self.web_port < 65536:
             raise SettingsError(f"KAIROS_WEB_PORT must be a TCP port, got {self.web_port}")

@@ -146,6 +146,13 @@ async def paced_stream(
             now = time.time() * 1000  # event time = send time: later runs are never late
             event = {"id": f"{run}-{i}", "user": user, "type": kind, "ts": int(now), "sent": now}
             await producer.send(src, orjson.dumps(event), key=user.encode())
+        # An end marker in every source partition: a keyed partition's watermark is the minimum
+        # over the source partitions, so without it the last matches would wait for the
+        # partitions that got no later event to go idle (KAIROS_SOURCE_IDLE_TIMEOUT).
+        now = time.time() * 1000
+        for p in range(PARTITIONS):
+            end = {"id": f"{run}-end{p}", "user": f"{run}-end", "type": "C", "ts": int(now)}
+            await producer.send(src, orjson.dumps(end), key=b"end", partition=p)
         await producer.flush()
         sent_all.set()
         try:

@@ -275,18 +275,30 @@ def breakdown(profile: Path) -> dict[str, float]:
 
 
 def latency_runs(
-    bootstrap: str, rates: list[int], seconds: float, tmp: Path, root: Path = ROOT
+    bootstrap: str,
+    rates: list[int],
+    seconds: float,
+    tmp: Path,
+    root: Path = ROOT,
+    env: dict[str, str] | None = None,
+    processing_time: bool = False,
 ) -> dict[int, dict[str, float]]:
-    """produce → alert latency of one worker at each of ``rates`` (events/s)."""
+    """produce → alert latency of one worker at each of ``rates`` (events/s).
+
+    ``env``: extra settings for the worker; ``processing_time``: the rule without ``time``."""
     suffix = uuid.uuid4().hex[:6]
     src, out = f"lat-src-{suffix}", f"lat-out-{suffix}"
     rules = tmp / f"lat-rules-{suffix}"
     rules.mkdir()
-    (rules / "latency.yaml").write_text(LATENCY_RULE.format(source=src, out=out))
+    rule = LATENCY_RULE.format(source=src, out=out)
+    if processing_time:
+        rule = rule.replace("time: ts\n", "")
+    (rules / "latency.yaml").write_text(rule)
     asyncio.run(create_topics(bootstrap, [src, out]))
     worker = Worker(
         bootstrap,
         {
+            **(env or {}),
             "KAIROS_APP_ID": f"bench-lat-{suffix}",
             "KAIROS_RULES_DIR": str(rules),
             "KAIROS_RULES_TOPIC": f"bench-rules-{suffix}",
@@ -311,7 +323,12 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=200_000, help="events per throughput run")
-    parser.add_argument("--rounds", type=int, default=1, help="throughput rounds (interleaved)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="throughput rounds (interleaved; 0: latency runs only)",
+    )
     parser.add_argument(
         "--compare",
         type=Path,
@@ -322,6 +339,20 @@ def main() -> int:
     )
     parser.add_argument("--rates", default="1000,5000", help="fixed rates for the latency runs")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each latency run")
+    parser.add_argument(
+        "--latency-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE[,NAME=VALUE]",
+        help="a further latency run of this tree's worker with these settings (repeatable), "
+        "e.g. KAIROS_TICK_INTERVAL=0.05",
+    )
+    parser.add_argument(
+        "--latency-time",
+        choices=["event", "processing"],
+        default="event",
+        help="the latency rule in event time (default, watermarks) or processing time",
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -383,8 +414,16 @@ def main() -> int:
                         file=sys.stderr,
                     )
                 rounds.append(row)
+            processing = args.latency_time == "processing"
             for name, root in variants.items() if rates else ():
-                lat[name] = latency_runs(bootstrap, rates, args.seconds, tmp, root)
+                lat[name] = latency_runs(
+                    bootstrap, rates, args.seconds, tmp, root, processing_time=processing
+                )
+            for spec in args.latency_env if rates else ():
+                env = dict(item.split("=", 1) for item in spec.split(","))
+                lat[f"this tree, {spec}"] = latency_runs(
+                    bootstrap, rates, args.seconds, tmp, ROOT, env, processing
+                )
     finally:
         if cluster is not None:
             cluster.stop()
@@ -402,7 +441,9 @@ def main() -> int:
                 if field in rounds[0][name]
             }
             for name in ["passthrough", *variants]
-        },
+        }
+        if rounds
+        else {},
         "latency": {name: {str(rate): r for rate, r in v.items()} for name, v in lat.items()},
         "cpus": os.cpu_count(),
     }
@@ -410,6 +451,37 @@ def main() -> int:
         result["profile"] = {k: round(v, 4) for k, v in breakdown(args.profile).items()}
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     print()
+    print_tables(result, rounds, variants, lat)
+    if args.json:
+        args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+def print_tables(
+    result: dict[str, Any],
+    rounds: list[dict[str, Any]],
+    variants: dict[str, Path],
+    lat: dict[str, dict[int, dict[str, float]]],
+) -> None:
+    """The run as markdown tables (throughput rounds, latencies, profile)."""
+    if rounds:
+        print_rounds(result, rounds, variants)
+    for name, per_rate in lat.items():
+        for rate, r in per_rate.items():
+            print(
+                f"| produce→alert at {rate:,} ev/s ({name}) | p50 {r['p50_ms']:.1f} ms, "
+                f"p99 {r['p99_ms']:.1f} ms ({r['n']:.0f} alerts) |"
+            )
+    if "profile" in result:
+        print("\n| component (py-spy, this tree, round 1; % of the worker's sampled CPU) | share |")
+        print("|---|---:|")
+        for name, share in result["profile"].items():
+            print(f"| {name} | {share:.1%} |")
+
+
+def print_rounds(
+    result: dict[str, Any], rounds: list[dict[str, Any]], variants: dict[str, Path]
+) -> None:
     print("| round | load (1 min) | passthrough | " + " | ".join(variants) + " |")
     print("|---|---|---|" + "---|" * len(variants))
     for i, row in enumerate(rounds, 1):
@@ -433,20 +505,6 @@ def main() -> int:
         + " | ".join(cells)
         + " |"
     )
-    for name, per_rate in lat.items():
-        for rate, r in per_rate.items():
-            print(
-                f"| produce→alert at {rate:,} ev/s ({name}) | p50 {r['p50_ms']:.1f} ms, "
-                f"p99 {r['p99_ms']:.1f} ms ({r['n']:.0f} alerts) |"
-            )
-    if args.profile is not None:
-        print("\n| component (py-spy, this tree, round 1; % of the worker's sampled CPU) | share |")
-        print("|---|---:|")
-        for name, share in result["profile"].items():
-            print(f"| {name} | {share:.1%} |")
-    if args.json:
-        args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    return 0
 
 
 if __name__ == "__main__":

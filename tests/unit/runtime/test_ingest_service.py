@@ -1,4 +1,5 @@
-"""The ingest loop's broker long-poll: short while records flow, long once idle."""
+"""The ingest loop: its broker long-poll (short while records flow, long once idle) and when
+it sends ticks."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import pytest
 from aiokafka import TopicPartition
 
 from agents import ingest_service
-from agents.ingest_service import FETCH_WAIT_BUSY_MS, FETCH_WAIT_IDLE_MS, IngestService
+from agents.ingest_service import (
+    FETCH_WAIT_BUSY_MS,
+    FETCH_WAIT_IDLE_MS,
+    IngestService,
+    TickSchedule,
+)
 from agents.rulebook import RuleBook
 from tests.unit.runtime.test_ingest import RULE
 
@@ -24,6 +30,7 @@ def settings() -> Any:
         dlq_topic="dlq",
         ingest_batch_max=100,
         tick_interval=1.0,
+        watermark_interval=0.2,
         session_timeout=10.0,
         heartbeat_interval=3.0,
         kafka_client_kwargs=lambda: {},
@@ -99,3 +106,43 @@ def test_long_poll_is_short_while_records_flow_and_long_once_idle(
     # records, then an empty poll switches to the long poll; the next records switch back
     assert waits == [busy, busy, idle, idle, busy, busy, idle]
     assert producer.sent == 3  # one keyed message per poll with records
+
+
+def test_ticks_follow_the_watermark_interval_while_event_times_move() -> None:
+    schedule = TickSchedule(interval=1.0, watermark_interval=0.2)
+    assert schedule.step == 0.2
+    maxima: dict[str, dict[str, int]] = {"r": {"events:0": 100}}
+    sent = []
+    for i in range(1, 26):  # 5 s of checks, one per step
+        now = round(i * 0.2, 1)
+        if i <= 10:  # the first 2 s: event times move between checks
+            maxima["r"]["events:0"] += 1
+        if schedule.due(now, maxima):
+            sent.append(now)
+    # every step while they move, then only every interval (the wall-clock heartbeat)
+    assert sent == [0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_a_new_source_partition_counts_as_a_move() -> None:
+    schedule = TickSchedule(interval=1.0, watermark_interval=0.2)
+    maxima: dict[str, dict[str, int]] = {"r": {"events:0": 100}}
+    assert schedule.due(0.2, maxima)
+    assert not schedule.due(0.4, maxima)
+    maxima["r"]["events:1"] = 50
+    assert schedule.due(0.6, maxima)
+    maxima["q"] = {"events:0": 7}
+    assert schedule.due(0.8, maxima)
+    assert not schedule.due(1.0, maxima)
+
+
+@pytest.mark.parametrize("watermark_interval", [0.0, 5.0])
+def test_without_watermark_ticks_a_tick_goes_every_interval(watermark_interval: float) -> None:
+    schedule = TickSchedule(interval=1.0, watermark_interval=watermark_interval)
+    assert schedule.step == 1.0
+    maxima: dict[str, dict[str, int]] = {"r": {"events:0": 0}}
+    sent = []
+    for i in range(1, 4):
+        maxima["r"]["events:0"] += 1
+        sent.append(schedule.due(float(i), maxima))
+        assert not schedule.due(i + 0.4, maxima)  # no check in between would be due
+    assert sent == [True, True, True]

@@ -85,6 +85,11 @@ def test_parses_types_and_normalises_case() -> None:
             "KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD; set both",
         ),
         (
+            {"KAIROS_WATERMARK_INTERVAL": "-1"},
+            "KAIROS_WATERMARK_INTERVAL must be in [0, 60] seconds (0: watermarks only with the "
+            "KAIROS_TICK_INTERVAL ticks), got -1.0",
+        ),
+        (
             {"KAIROS_WEB_FAUST_VIEWS": "maybe"},
             "KAIROS_WEB_FAUST_VIEWS must be true or false, got 'maybe'",
         ),
