@@ -175,10 +175,11 @@ class Settings:
     )
     coalesce_state_writes: bool = _env(
         "KAIROS_COALESCE_STATE_WRITES",
-        False,
+        True,
         "at_least_once: write each key's state once per 0.5 s or 500 keyed messages instead of "
         "after every message (fewer changelog records, more events per CPU second; a crash "
-        "replays up to that much). exactly_once always writes per message.",
+        "replays up to that much; false: after every message). exactly_once always writes "
+        "per message.",
     )
     ingest_batch_max: int = _env(
         "KAIROS_INGEST_BATCH_MAX",

@@ -17,6 +17,10 @@ def test_defaults_are_safe() -> None:
     assert s.processing_guarantee == "at_least_once"
     assert s.rules_topic == "kairos-rules"
     assert s.web_faust_views is False
+    assert s.coalesced_writes is True  # at_least_once: a crash replays up to 0.5 s
+    assert (
+        Settings.from_env({"KAIROS_PROCESSING_GUARANTEE": "exactly_once"}).coalesced_writes is False
+    )
     assert s.canonical_url == "http://127.0.0.1:6066"
 
 
