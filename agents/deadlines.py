@@ -9,6 +9,8 @@ Entries are invalidated lazily: :meth:`schedule` records a key's current deadlin
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable, Mapping
+from typing import Any
 
 __all__ = ["DeadlineHeap", "RuleDeadlines"]
 
@@ -64,6 +66,21 @@ class RuleDeadlines:
                 return
             heap = self._by_rule[rule] = DeadlineHeap()
         heap.schedule(key, deadline)
+
+    def schedule_each(
+        self, rule: str, values: Mapping[str, Any], deadline_of: Callable[[Any], int | None]
+    ) -> None:
+        """:meth:`schedule` ``(rule, key, deadline_of(value))`` for each key and value."""
+        heap = self._by_rule.get(rule)
+        for key, value in values.items():
+            deadline = deadline_of(value)
+            if heap is None:
+                if deadline is None:
+                    continue
+                heap = self._by_rule[rule] = DeadlineHeap()
+            elif deadline is not None and heap._current.get(key) == deadline:
+                continue  # unchanged (DeadlineHeap.schedule's first test, without the call)
+            heap.schedule(key, deadline)
 
     def pop_due(self, rule: str, now: int) -> list[str]:
         heap = self._by_rule.get(rule)

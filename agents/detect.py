@@ -257,10 +257,11 @@ class Detector:
         sources = batch.sources
         rule_events = outcome.rule_events
         last: dict[str, int] = {}
-        scheduled: dict[tuple[str, str], Any] = {}  # (rule, key) -> state: deadlines at the end
+        scheduled: dict[str, dict[str, Any]] = {}  # rule -> key -> state: deadlines at the end
         # rule -> its source partitions that hold the watermark (not idle); valid while the
         # partition's wall clock, the sources' last-event times and the rule's sources stay
-        live_sources: dict[str, list[str]] = {}
+        live_sources: dict[str, list[str] | None] = {}
+        process = runner.process
         every = self.YIELD_EVERY
         countdown = every
         for item in batch.context:
@@ -273,6 +274,7 @@ class Detector:
             working = self._working(part, key)
             working.stored.context.update(fields)
             touched[key] = working
+        cache = part.cache  # _working's first lookup, inlined below
         for item in batch.events:
             key, src_i, offset, ingest_ms, routes, event = item
             source = sources[src_i]
@@ -293,9 +295,13 @@ class Detector:
                 live_sources.clear()
             if not outcome.oldest_ingest_ms or ingest_ms < outcome.oldest_ingest_ms:
                 outcome.oldest_ingest_ms = ingest_ms
-            working = self._working(part, key)
+            working = cache.get(key)
+            if working is None:
+                working = self._working(part, key)
+                cache = part.cache  # a full cache starts again
             touched[key] = working
             context = working.stored.context
+            live_states = working.live
             for name, ts, eid, seen in routes:
                 rule = rules.get(name)
                 if rule is None:
@@ -320,12 +326,22 @@ class Detector:
                             live = live_sources[name]
                         else:
                             live = live_sources[name] = self._live_sources(part, per_src)
-                        wm = _watermark_base(per_src, live) - rule.max_out_of_orderness
+                        # _watermark_base, inlined
+                        base = (
+                            max(per_src.values())
+                            if live is None
+                            else min(map(per_src.__getitem__, live))
+                        )
+                        wm = base - rule.max_out_of_orderness
                 rule_events[name] = rule_events.get(name, 0) + 1
-                state = self._state(working, rule, outcome)
+                state = live_states.get(name)  # _state's common case, inlined
+                if state is not None and state[0] == rule.version:
+                    state = state[1]
+                else:
+                    state = self._state(working, rule, outcome)
                 working.changed.add(name)
                 try:
-                    found = runner.process(
+                    found = process(
                         name, state, key, event, ts, context=context, watermark=wm, eid=eid
                     )
                 except Exception as exc:
@@ -334,10 +350,12 @@ class Detector:
                     continue
                 if found:
                     outcome.detections.extend(found)
-                scheduled[name, key] = state
-        deadlines = part.deadlines
-        for (name, key), state in scheduled.items():
-            deadlines.schedule(name, key, runner.next_deadline(name, state))
+                states = scheduled.get(name)
+                if states is None:
+                    states = scheduled[name] = {}
+                states[key] = state
+        for name, states in scheduled.items():
+            part.deadlines.schedule_each(name, states, runner.next_deadline_of(name))
         for source, offset in last.items():
             hw[source] = offset
 
@@ -403,11 +421,13 @@ class Detector:
         writes: dict[bytes, bytes | None] = {}
         if part is None:
             return writes
-        runner = self.book.runner
+        to_bytes = self.book.runner.state_to_bytes
         rules = self.book.rules
+        totals = part.partials
         for key, working in part.dirty.items():
             stored = working.stored
             changed = working.changed
+            counted = working.partials
             for name, (version, state) in list(working.live.items()):
                 if name not in rules:
                     self._count_partials(part, working, name, None)
@@ -416,12 +436,18 @@ class Detector:
                     continue
                 if name not in changed:
                     continue  # as stored at the last flush (or as loaded)
-                self._count_partials(part, working, name, state)
-                if getattr(state, "is_idle", False):
+                # _count_partials, inlined: an idle state holds no partial match
+                idle = getattr(state, "is_idle", False)
+                count = 0 if idle else getattr(state, "partial_match_count", 0)
+                before = counted.get(name, 0)
+                if count != before:
+                    totals[name] = totals.get(name, 0) + count - before
+                    counted[name] = count
+                if idle:
                     del working.live[name]
                     stored.rules.pop(name, None)
                 else:
-                    stored.rules[name] = (version, runner.state_to_bytes(name, state))
+                    stored.rules[name] = (version, to_bytes(name, state))
             changed.clear()
             if stored:
                 writes[key.encode()] = encode_key_state(stored)

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from agents.rulebook import RuleBook
-from agents.wire import BatchBuilder, partition_for
+from agents.wire import BatchBuilder, partitioner
 
 __all__ = ["DeadLetter", "Ingest", "IngestResult"]
 
@@ -83,7 +83,7 @@ class Ingest:
         out = IngestResult()
         runner = self.book.runner
         max_ts = self.max_ts
-        partitions = self.partitions
+        partition_of = partitioner(self.partitions)
         batches = out.batches
         context_topics = set(runner.context_topics())
         event_topics = set(runner.topics())
@@ -91,6 +91,10 @@ class Ingest:
         src_last = self.src_last
         names = self._source_names
         out.by_topic = dict(Counter([r[0] for r in records]))
+        # the source ("topic:partition") of the records routed last: a poll's records come
+        # in runs of one partition
+        run: tuple[str, int] | None = None
+        source = ""
         for topic, partition, offset, rkey, value, headers in records:
             reason = detail = ""
             event: Any = None
@@ -111,24 +115,26 @@ class Ingest:
                         reason = "not-an-object"
                         detail = f"JSON {type(event).__name__} where an object was expected"
             if not reason and topic in context_topics:
-                source = f"{topic}:{partition}"
+                context_source = f"{topic}:{partition}"
                 for key in {key for _rule, key in runner.context_routes(topic, event)}:
-                    p = partition_for(key, partitions)
+                    p = partition_of[key]
                     builder = batches.get(p)
                     if builder is None:
                         builder = batches[p] = BatchBuilder()
-                    builder.add_context(key, source, offset, event)
+                    builder.add_context(key, context_source, offset, event)
                 out.context += 1
                 if topic not in event_topics:
                     continue  # a pure context topic: records without the key are not errors
             if not reason:
                 routes, problems = route_report(topic, event)
                 if routes:
-                    source = names.get((topic, partition))
-                    if source is None:
-                        source = names[topic, partition] = f"{topic}:{partition}"
-                    src_last[source] = now
-                    by_key: dict[str, list[list[Any]]] = {}
+                    if run is None or partition != run[1] or topic != run[0]:
+                        run = (topic, partition)
+                        source = names.get(run)
+                        if source is None:
+                            source = names[run] = f"{topic}:{partition}"
+                        src_last[source] = now
+                    by_key: dict[str, list[list[Any]]] | None = None
                     first_key: str | None = None
                     first: list[list[Any]] = []
                     for name, key, ts, eid in routes:
@@ -147,13 +153,11 @@ class Ingest:
                             first_key = key
                             first.append(entry)
                         else:  # rules keyed differently: the event goes to each key
-                            if not by_key:
-                                by_key[first_key] = first
+                            if by_key is None:
+                                by_key = {first_key: first}
                             by_key.setdefault(key, []).append(entry)
-                    if not by_key and first_key is not None:
-                        by_key[first_key] = first
-                    for key, rule_routes in by_key.items():
-                        p = partition_for(key, partitions)
+                    for key, rule_routes in by_key.items() if by_key else ((first_key, first),):
+                        p = partition_of[key]  # type: ignore[index]
                         builder = batches.get(p)
                         if builder is None:
                             builder = batches[p] = BatchBuilder()

@@ -28,22 +28,49 @@ from typing import Any
 import orjson
 from aiokafka.partitioner import murmur2
 
-__all__ = ["Batch", "BatchBuilder", "Tick", "decode", "encode_tick", "partition_for"]
+__all__ = [
+    "Batch",
+    "BatchBuilder",
+    "Partitioner",
+    "Tick",
+    "decode",
+    "encode_tick",
+    "partition_for",
+    "partitioner",
+]
 
-_CACHE: dict[tuple[str, int], int] = {}
 _CACHE_MAX = 200_000
+
+
+class Partitioner(dict[str, int]):
+    """``partitioner[key]``: Kafka's default partition of ``key`` (utf-8) among
+    :attr:`partitions`, memoised (at most ``_CACHE_MAX`` keys, then it starts again)."""
+
+    def __init__(self, partitions: int) -> None:
+        super().__init__()
+        self.partitions = partitions
+
+    def __missing__(self, key: str) -> int:
+        if len(self) >= _CACHE_MAX:
+            self.clear()
+        p = self[key] = (murmur2(key.encode()) & 0x7FFFFFFF) % self.partitions
+        return p
+
+
+_PARTITIONERS: dict[int, Partitioner] = {}
+
+
+def partitioner(partitions: int) -> Partitioner:
+    """The shared :class:`Partitioner` for ``partitions``."""
+    found = _PARTITIONERS.get(partitions)
+    if found is None:
+        found = _PARTITIONERS[partitions] = Partitioner(partitions)
+    return found
 
 
 def partition_for(key: str, partitions: int) -> int:
     """Kafka's default partition of ``key`` (utf-8) among ``partitions``; memoised."""
-    hit = _CACHE.get((key, partitions))
-    if hit is not None:
-        return hit
-    p = (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
-    if len(_CACHE) >= _CACHE_MAX:
-        _CACHE.clear()
-    _CACHE[(key, partitions)] = p
-    return p
+    return partitioner(partitions)[key]
 
 
 @dataclass
@@ -86,9 +113,10 @@ class BatchBuilder:
         raw_event: bytes,
     ) -> None:
         """``raw_event`` is the original JSON bytes, embedded without re-encoding."""
-        self.events.append(
-            [key, self._src(source), offset, ingest_ms, routes, orjson.Fragment(raw_event)]
-        )
+        src = self._index.get(source)
+        if src is None:
+            src = self._src(source)
+        self.events.append([key, src, offset, ingest_ms, routes, orjson.Fragment(raw_event)])
 
     def add_context(self, key: str, source: str, offset: int, fields: Mapping[str, Any]) -> None:
         self.context.append([key, self._src(source), offset, fields])

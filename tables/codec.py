@@ -24,6 +24,9 @@ __all__ = ["KeyState", "StateCodecError", "decode_key_state", "encode_key_state"
 MAGIC = b"KS\x01"
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
+_U32_U32 = struct.Struct(">II")
+_NO_CONTEXT = MAGIC + _U32.pack(2) + b"{}"  # the head of a key without context
+_NAMES: dict[str, bytes] = {}  # rule name -> its u16 length + utf-8 bytes
 
 
 class StateCodecError(ValueError):
@@ -42,11 +45,17 @@ class KeyState:
 
 
 def encode_key_state(state: KeyState) -> bytes:
-    ctx = orjson.dumps(state.context)
-    parts = [MAGIC, _U32.pack(len(ctx)), ctx, _U16.pack(len(state.rules))]
+    if state.context:
+        ctx = orjson.dumps(state.context)
+        parts = [MAGIC, _U32.pack(len(ctx)), ctx, _U16.pack(len(state.rules))]
+    else:
+        parts = [_NO_CONTEXT, _U16.pack(len(state.rules))]
     for name, (version, blob) in state.rules.items():
-        raw = name.encode()
-        parts += [_U16.pack(len(raw)), raw, _U32.pack(version), _U32.pack(len(blob)), blob]
+        head = _NAMES.get(name)
+        if head is None:
+            raw = name.encode()
+            head = _NAMES[name] = _U16.pack(len(raw)) + raw
+        parts += [head, _U32_U32.pack(version, len(blob)), blob]
     return b"".join(parts)
 
 

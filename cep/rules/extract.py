@@ -134,13 +134,33 @@ def make_getter(path: tuple[str, ...]) -> Any:
 class Extractor:
     """Key, time and id of an event for one rule, with the field lookups prepared once."""
 
-    __slots__ = ("_id", "_key", "_time", "rule")
+    __slots__ = ("_fields", "_id", "_key", "_time", "rule")
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
         self._key = make_getter(rule.key_path) if rule.key_path is not None else None
         self._time = make_getter(rule.time) if rule.time is not None else None
         self._id = make_getter(rule.id) if rule.id is not None else None
+        # (key, time, id) field names when each is one top-level field: read inline
+        one = [
+            p[0] if p is not None and len(p) == 1 else None
+            for p in (rule.key_path, rule.time, rule.id)
+        ]
+        self._fields = tuple(one) if None not in one else None
+
+    def values(self, event: dict[str, Any]) -> tuple[str, int | None, Any]:
+        """``(key(event), time(event), id(event))``; EventError as :meth:`key` and :meth:`time`."""
+        fields = self._fields
+        if fields is None:
+            return self.key(event), self.time(event), self.id(event)
+        key_field, time_field, id_field = fields
+        key = event.get(key_field)
+        if type(key) is not str or not key:
+            key = self.key(event)
+        ts = event.get(time_field)
+        if type(ts) is not int:
+            ts = self.time(event)
+        return key, ts, event.get(id_field)
 
     def key(self, event: dict[str, Any]) -> str:
         if self._key is None:

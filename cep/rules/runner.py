@@ -9,7 +9,7 @@ evaluated in CEL.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -35,6 +35,9 @@ class Route(NamedTuple):
     eid: Any
 
 
+_new_tuple = tuple.__new__
+
+
 @dataclass
 class _Compiled:
     rule: Rule
@@ -45,6 +48,7 @@ class _Compiled:
     extract: Extractor
     id_field: str | None  # the id field when it is one top-level field (read inline)
     event_time: bool
+    state_header: bytes  # what :meth:`RuleRunner.state_to_bytes` puts before the state
 
 
 class RuleRunner:
@@ -71,6 +75,7 @@ class RuleRunner:
                 extract,
                 _id_field(rule),
                 rule.time is not None,
+                _HEADER.pack(_STATE_MAGIC, rule.version),
             )
             self._rules[rule.name] = c
             for topic in rule.source:
@@ -119,14 +124,14 @@ class RuleRunner:
             )
             return routes, [(c.rule.name, reason) for c in compiled]
         for c in compiled:
-            ex = c.extract
             try:
-                key = ex.key(event)
-                ts = ex.time(event)
+                key, ts, eid = c.extract.values(event)
             except EventError as exc:
                 problems.append((c.rule.name, Reason(str(exc), exc.code)))
                 continue
-            routes.append(Route(c.rule.name, key, ts, ex.id(event)))
+            routes.append(
+                _new_tuple(Route, (c.rule.name, key, ts, eid))
+            )  # Route(...), one call less
         return routes, problems
 
     def route(self, topic: str | None, event: Any) -> list[Route]:
@@ -180,8 +185,8 @@ class RuleRunner:
 
     def state_to_bytes(self, name: str, state: NFAState) -> bytes:
         """State bytes tagged with the rule version."""
-        c = self._get(name)
-        return _HEADER.pack(_STATE_MAGIC, c.rule.version) + state.to_bytes()
+        c = self._rules.get(name) or self._get(name)
+        return c.state_header + state.to_bytes()
 
     def state_from_bytes(self, name: str, blob: bytes | None) -> NFAState:
         """State from :meth:`state_to_bytes`; a blob of another version (or none) gives fresh state."""
@@ -219,6 +224,10 @@ class RuleRunner:
         c = self._rules.get(name) or self._get(name)
         return c.etp.next_deadline(state)
 
+    def next_deadline_of(self, name: str) -> Callable[[NFAState], float | None]:
+        """:meth:`next_deadline` of rule ``name``, as a function of the state alone."""
+        return (self._rules.get(name) or self._get(name)).etp.next_deadline
+
     # -- processing -----------------------------------------------------------------------
     def process(
         self,
@@ -250,7 +259,8 @@ class RuleRunner:
             eid = own
         if watermark is not None and ts < watermark and c.event_time:
             return [self._late(c, key, eid, ts, watermark)]
-        c.env.bind(key, context)
+        env = c.env
+        env.key, env.context, env._event = key, context, None  # env.bind(key, context), inlined
         matches: list[Any] = []
         timeouts: list[Any] = []
         late = c.etp.feed(state, stored, ts, watermark, matches, timeouts)

@@ -183,3 +183,49 @@ def _canon_all(items: list[Any]) -> list[Any]:
         else x
         for x in items
     ]
+
+
+FLAT_RULE = """\
+name: flat
+source: events
+key: k
+id: id
+time: ts
+stages:
+  - name: a
+    where: event.type == 'A'
+emit:
+  kind: alert
+  topic: alerts
+"""
+
+
+def test_extractor_values_equal_key_time_and_id() -> None:
+    """``Extractor.values`` (one call, fields read inline) gives what ``key``/``time``/``id``
+    give, and fails with the same error where one of them fails."""
+    from cep.rules.errors import EventError
+    from cep.rules.extract import Extractor
+
+    ex = Extractor(rule(FLAT_RULE))
+    events: list[dict[str, Any]] = [
+        {"k": "p1", "ts": 5, "id": "e1"},
+        {"k": 7, "ts": 5},
+        {"k": "p1", "ts": "2026-01-01T00:00:01+00:00", "id": 3},
+        {"k": "p1", "ts": 5.9, "id": None},
+        {"k": "", "ts": 5},
+        {"k": True, "ts": 5},
+        {"ts": 5},
+        {"k": "p1"},
+        {"k": "p1", "ts": True},
+        {"k": "p1", "ts": "soon"},
+    ]
+    for event in events:
+        try:
+            expected: Any = (ex.key(event), ex.time(event), ex.id(event))
+        except EventError as exc:
+            expected = (str(exc), exc.code)
+        try:
+            got: Any = ex.values(event)
+        except EventError as exc:
+            got = (str(exc), exc.code)
+        assert got == expected, event

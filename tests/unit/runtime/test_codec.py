@@ -29,6 +29,19 @@ def test_golden_bytes() -> None:
     )
 
 
+def test_golden_bytes_without_context() -> None:
+    """A key with no context (the shortcut that skips orjson) keeps the pinned layout."""
+    blob = encode_key_state(KeyState(rules={"r": (2, b"xy"), "é": (1, b"")}))
+    assert blob == (
+        b"KS\x01"
+        + b"\x00\x00\x00\x02{}"
+        + b"\x00\x02"
+        + b"\x00\x01r\x00\x00\x00\x02\x00\x00\x00\x02xy"
+        + b"\x00\x02\xc3\xa9\x00\x00\x00\x01\x00\x00\x00\x00"
+    )
+    assert decode_key_state(blob) == KeyState(rules={"r": (2, b"xy"), "é": (1, b"")})
+
+
 def test_empty_state_is_falsy() -> None:
     assert not KeyState()
     assert KeyState(context={"a": 1})

@@ -42,3 +42,19 @@ def test_rules_have_separate_clocks() -> None:
     assert d.pop_due("processing", 2_000) == []
     assert d.pop_due("event-time", 2_000) == ["k"]
     assert len(d) == 1
+
+
+def test_schedule_each_is_schedule_per_key() -> None:
+    plans = {"a": 10, "b": None, "c": 30, "d": 10}
+    one, each = RuleDeadlines(), RuleDeadlines()
+    for key, deadline in plans.items():
+        one.schedule("r", key, deadline)
+    each.schedule_each("r", plans, lambda d: d)
+    assert len(one) == len(each) == 3
+    again = {"a": 10, "c": 5, "d": None}  # unchanged, earlier, cleared
+    for key, deadline in again.items():
+        one.schedule("r", key, deadline)
+    each.schedule_each("r", again, lambda d: d)
+    each.schedule_each("nothing-due", {"x": None}, lambda d: d)
+    assert each.rules() == ["r"]
+    assert one.pop_due("r", 100) == each.pop_due("r", 100) == ["c", "a"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
+from agents import wire
 from agents.wire import Batch, BatchBuilder, Tick, decode, encode_tick, partition_for
 
 
@@ -12,6 +13,16 @@ def test_partition_matches_kafka_default_partitioner() -> None:
     for key in ["P-1042", "passenger-7", "ü-key", "x" * 100]:
         parts = list(range(12))
         assert partition_for(key, 12) == DefaultPartitioner()(key.encode(), parts, parts)
+
+
+def test_partitioner_memoises_and_starts_again_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wire, "_CACHE_MAX", 3)
+    part = wire.Partitioner(5)
+    keys = [f"k{i}" for i in range(10)]
+    assert [part[k] for k in keys] == [wire.partition_for(k, 5) for k in keys]
+    assert 0 < len(part) <= 3
+    assert wire.partitioner(5) is wire.partitioner(5)
+    assert wire.partitioner(5) is not wire.partitioner(6)
 
 
 def test_batch_round_trip() -> None:
