@@ -17,7 +17,9 @@ multi-pattern runs use the same stream; an A event carries ``region`` 0..49 as
 ``start = "A<region>"`` and pattern *i* starts on ``start == "A<i>"`` (``guard=("start",
 "A<i>")``), so 1, 10 and 50 patterns see the same events and together start as many runs as
 the one pattern of the headline. The floor is the same driver loop calling the 3 conditions of one pattern per
-event and doing nothing else.
+event and doing nothing else. ``drive`` is the caller's loop over the per-key API (``process``,
+``next_deadline``, a deadline heap); ``drive_keyed`` is the same loop through
+``cep.KeyedRunner``, as a runtime would use it (the headline and ``--compare`` report both).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cep import Pattern, PatternSet, SkipStrategy, compile_pattern
+from cep import KeyedRunner, Pattern, PatternSet, SkipStrategy, compile_pattern
 
 WINDOW = 10 * 60_000
 TYPES = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"]
@@ -122,6 +124,27 @@ def drive(engine: Any, stream: list, tick_every: int = 1000) -> dict[str, Any]:
     return {"cpu": cpu, "matches": matches, "timeouts": timeouts, "states": states}
 
 
+def drive_keyed(
+    engine: Any, stream: list, tick_every: int = 1000, runner: Any = KeyedRunner
+) -> dict[str, Any]:
+    """``drive`` through :class:`cep.KeyedRunner` (which keeps the states and the deadline
+    heap, as a runtime would use it): the same events, ticks, matches, timeouts and final
+    states."""
+    keyed = runner(engine)
+    process = keyed.process
+    advance = keyed.advance_time
+    matches = timeouts = 0
+    t0 = time.process_time()
+    for i, (key, ev, ts) in enumerate(stream):
+        matches += len(process(key, ev, ts))
+        if i % tick_every == 0:
+            tos, ms = advance(ts)
+            timeouts += len(tos)
+            matches += len(ms)
+    cpu = time.process_time() - t0
+    return {"cpu": cpu, "matches": matches, "timeouts": timeouts, "states": keyed.states}
+
+
 def floor(stream: list) -> float:
     conds = [is_type("A"), is_type("B"), is_type("C")]
     states: dict[int, Any] = {}
@@ -163,33 +186,43 @@ def median_rate(fn: Callable[[], float], n_events: int, reps: int) -> tuple[floa
 def compare(other: str, rounds: int, n: int) -> None:
     """(a) as one ``NFA``, a 1-pattern and a 50-pattern ``PatternSet`` (10k keys, tuned GC),
     driven by this tree's ``cep`` and by ``<other>/cep`` in interleaved rounds (the order
-    reversed every other round); prints CPU-time medians, outputs and the 50/1 ratios."""
+    reversed every other round); prints CPU-time medians, outputs and the 50/1 ratios.
+    Each tree is driven by ``drive`` (the per-key API); a tree that has ``KeyedRunner`` is
+    also driven through it (``drive_keyed``, rows marked "runner")."""
     import cep
     from bench.compare import load_copy
 
     old = load_copy(other, "cep_compared")
     s1 = make_stream(n, 10_000, seed=1)
     s2 = make_stream(n, 10_000, seed=2)
-    runs: list[tuple[str, str, Any, list]] = []
+    runs: list[tuple[str, str, Any, list, Callable[..., dict[str, Any]]]] = []
     for tree, mod in (("this tree", cep), (other, old)):
 
         def mk(region: int | None, mod: Any = mod) -> Any:
             return _build_with(mod, "a", region)
 
-        runs.append((tree, "(a) one NFA", mk(None), s1))
-        runs.append((tree, "(a) 1 pattern", mod.PatternSet({"p0": mk(0)}), s2))
-        runs.append(
-            (tree, "(a) 50 patterns", mod.PatternSet({f"p{i}": mk(i) for i in range(50)}), s2)
-        )
+        drivers: list[tuple[str, Callable[..., dict[str, Any]]]] = [("", drive)]
+        if hasattr(mod, "KeyedRunner"):
+            runner = mod.KeyedRunner
+
+            def keyed(engine: Any, stream: list, runner: Any = runner) -> dict[str, Any]:
+                return drive_keyed(engine, stream, runner=runner)
+
+            drivers.append((", runner", keyed))
+        for suffix, drv in drivers:
+            runs.append((tree, f"(a) one NFA{suffix}", mk(None), s1, drv))
+            runs.append((tree, f"(a) 1 pattern{suffix}", mod.PatternSet({"p0": mk(0)}), s2, drv))
+            fifty = mod.PatternSet({f"p{i}": mk(i) for i in range(50)})
+            runs.append((tree, f"(a) 50 patterns{suffix}", fifty, s2, drv))
     gc.freeze()
     old_threshold = gc.get_threshold()
     gc.set_threshold(50_000, 50, 100)
     print(f"- load average at start (1, 5, 15 min): {os.getloadavg()}")
-    cpus: dict[tuple[str, str], list[float]] = {(t, name): [] for t, name, _e, _s in runs}
+    cpus: dict[tuple[str, str], list[float]] = {(t, name): [] for t, name, *_rest in runs}
     outs: dict[tuple[str, str], tuple[int, int]] = {}
     for r in range(rounds):
-        for tree, name, eng, stream in runs if r % 2 == 0 else runs[::-1]:
-            run = drive(eng, stream)
+        for tree, name, eng, stream, drv in runs if r % 2 == 0 else runs[::-1]:
+            run = drv(eng, stream)
             cpus[(tree, name)].append(run["cpu"])
             outs[(tree, name)] = (run["matches"], run["timeouts"])
             del run
@@ -203,11 +236,15 @@ def compare(other: str, rounds: int, n: int) -> None:
         rates = ", ".join(f"{n / c:,.0f}" for c in cs)
         med = n / statistics.median(cs)
         print(f"| {tree} | {name} | {med:,.0f} | {rates} | {outs[(tree, name)]} |")
-    for tree in ("this tree", other):
-        one, fifty = cpus[(tree, "(a) 1 pattern")], cpus[(tree, "(a) 50 patterns")]
+    for tree, suffix in ((t, sx) for t in ("this tree", other) for sx in ("", ", runner")):
+        if (tree, f"(a) 1 pattern{suffix}") not in cpus:
+            continue
+        one = cpus[(tree, f"(a) 1 pattern{suffix}")]
+        fifty = cpus[(tree, f"(a) 50 patterns{suffix}")]
         per_round = statistics.median(f / o for f, o in zip(fifty, one, strict=True))
         print(
-            f"\n{tree}: 50 / 1 pattern = {statistics.median(fifty) / statistics.median(one):.2f}x"
+            f"\n{tree}{suffix}: 50 / 1 pattern = "
+            f"{statistics.median(fifty) / statistics.median(one):.2f}x"
             f" (median of per-round ratios {per_round:.2f}x)"
         )
 
@@ -294,6 +331,7 @@ def main(argv: list[str] | None = None) -> None:
     old = gc.get_threshold()
     gc.set_threshold(50_000, 50, 100)
     rate_tuned, rs2 = median_rate(lambda: drive(nfa_a, stream)["cpu"], len(stream), reps)
+    rate_keyed, rs3 = median_rate(lambda: drive_keyed(nfa_a, stream)["cpu"], len(stream), reps)
     base_tuned, _ = median_rate(lambda: floor(stream), len(stream), reps)
     print("## (a) 3-stage followed_by within, 10k keys, one pattern\n")
     print("| GC | events/s (median) | runs | floor events/s | engine / floor time |")
@@ -309,6 +347,11 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"| tuned `gc.freeze(); gc.set_threshold(50000, 50, 100)` | {rate_tuned:,.0f} "
         f"| {', '.join(f'{r:,.0f}' for r in rs2)} | {base_tuned:,.0f} | {base_tuned / rate_tuned:.1f}x |"
+    )
+    print(
+        f"| tuned, through `KeyedRunner` | {rate_keyed:,.0f} "
+        f"| {', '.join(f'{r:,.0f}' for r in rs3)} | {base_tuned:,.0f} "
+        f"| {base_tuned / rate_keyed:.1f}x |"
     )
     print()
 

@@ -7,6 +7,7 @@ drive it per key with ``nfa.process(state, event, ts)`` and ``nfa.advance_time(s
 from cep.compiler import compile_pattern
 from cep.errors import CepError, MalformedPatternError, SkipError, StateFormatError
 from cep.eventtime import EventTimeProcessor, Output
+from cep.keyed import KeyedRunner
 from cep.match import ConditionContext, Match, Timeout
 from cep.nfa import NFA
 from cep.pattern import Pattern, WithinType
@@ -19,6 +20,7 @@ __all__ = [
     "CepError",
     "ConditionContext",
     "EventTimeProcessor",
+    "KeyedRunner",
     "MalformedPatternError",
     "Match",
     "NFAState",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from cep.match import Match, Timeout
-from cep.state import _NEVER, NFAState
+from cep.state import _NEVER, CState, NFAState
 from cep.step import Step
 
 
@@ -63,6 +63,23 @@ class NFA(Step):
         st.partial = partial = [(target, node, (1, 0), timestamp, timestamp, 0), start_after]
         st.deadline = self._sorted_deadline(partial)
         return st, out
+
+    def _take_start(self, state: NFAState, cs: CState, event: Any, timestamp: int) -> None:
+        """``_process`` for a state holding only its start run ``cs`` (nothing held back),
+        whose condition holds for ``event``, when ``_first_take`` is set: the same runs,
+        buffer entries and deadline, built directly."""
+        target, (_seq0, stage), _after = self._first_take  # type: ignore[misc]
+        si, version = cs[0], cs[2]
+        seq = state.seq
+        state.seq = seq + 1
+        node = (seq, stage)
+        state.nodes[node] = [1, [[None, version, 1]]]
+        state.events[seq] = [event, timestamp, 1]
+        state.partial = partial = [
+            (target, node, (*version, 0), timestamp, timestamp, seq),
+            (si, None, (*version[:-1], version[-1] + 1), -1, -1, None),
+        ]
+        state.deadline = self._sorted_deadline(partial)
 
     def next_deadline(self, state: NFAState) -> float | None:
         """Earliest time at which ``advance_time`` can emit for this state, or None."""
@@ -131,6 +148,14 @@ class NFA(Step):
                     break
                 last = key
         else:
+            return out
+        if (
+            cs[5] is None
+            and self._first_take is not None
+            and len(state.partial) == 1
+            and not state.completed
+        ):
+            self._take_start(state, cs, event, timestamp)  # only the start run, and it takes
             return out
         cache: dict[int, bool] = {} if last is None else {last: False}
         if key is not None:

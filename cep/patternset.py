@@ -29,9 +29,10 @@ class PatternSetState:
     ``watch``, ``due`` and ``next`` summarise ``states`` (derived, not serialised); every
     ``PatternSet`` method that changes ``states`` renews them, so change ``states`` only
     through the pattern set. ``watch``: per live pattern (in index order), the distinct
-    quick-check conditions its runs wait on, ``(pattern, ((key, fn), ...))``,
-    or None when some run is not in a quick-check state; ``due``: the earliest state
-    deadline; ``next``: what ``next_deadline`` returns (inf for None).
+    quick-check conditions its runs wait on, one entry per condition,
+    ``(pattern, key, fn, keys of the pattern's earlier entries)``, or None when some run is
+    not in a quick-check state; ``due``: the earliest state deadline; ``next``: what
+    ``next_deadline`` returns (inf for None).
     """
 
     __slots__ = ("arrivals", "due", "early", "max_ts", "next", "states", "watch", "watermark")
@@ -42,7 +43,7 @@ class PatternSetState:
         self.arrivals = 0
         self.watermark: float = -_INF
         self.max_ts: float = -_INF
-        self.watch: list[tuple[int, tuple[tuple[Any, ...], ...]]] | None = []
+        self.watch: list[tuple[int, int, Any, tuple[int, ...]]] | None = []
         self.due: float = _INF
         self.next: float = _INF
 
@@ -180,7 +181,7 @@ class PatternSet:
     def _process_watched(
         self,
         state: PatternSetState,
-        watch: list[tuple[int, tuple[tuple[Any, ...], ...]]],
+        watch: list[tuple[int, int, Any, tuple[int, ...]]],
         event: dict[str, Any],
         timestamp: int,
     ) -> list[tuple[str, Match]]:
@@ -189,33 +190,30 @@ class PatternSet:
         holds for goes through ``NFA._process``, with the answers so far."""
         out: list[tuple[str, Match]] = []
         live = state.states
-        changed = False
-        for i, checks in watch:
-            for n, (key, fn) in enumerate(checks):  # noqa: B007 (read after break)
-                if fn(event):
-                    break
-            else:
-                continue  # no run of pattern i reacts: its state is unchanged
-            cache = {checks[k][0]: False for k in range(n)}
+        done = -1  # the pattern last given to ``_process`` (its later entries are skipped)
+        for i, key, fn, before in watch:
+            if i == done or not fn(event):
+                continue  # (if no entry of pattern i holds, its state is unchanged)
+            done = i
+            cache = dict.fromkeys(before, False)  # its earlier entries were false
             cache[key] = True
             st = live[i]
             ms: list[Match] = []
             self.nfas[i]._process(st, event, timestamp, ms, cache)
-            changed = True
             if ms:
                 name = self.names[i]
                 for m in ms:
                     out.append((name, m))
             if st.is_idle:
                 live.pop(i, None)  # the same as a fresh state
-        if changed:
+        if done >= 0:
             self._summarise(state)
         return out
 
     def _summarise(self, state: PatternSetState) -> None:
         """Renew ``state.watch``, ``state.due`` and ``state.next`` from ``state.states``."""
         live = state.states
-        watch: list[tuple[int, tuple[tuple[Any, ...], ...]]] | None = []
+        watch: list[tuple[int, int, Any, tuple[int, ...]]] | None = []
         due = nxt = _INF
         nfas = self.nfas
         for i in sorted(live) if len(live) > 1 else live:
@@ -233,23 +231,18 @@ class PatternSet:
             nfa = nfas[i]
             quick = nfa._quick
             start = nfa.start_index
-            checks: list[tuple[Any, ...]] = []
-            keys: list[int] = []
+            before: tuple[int, ...] = ()
             for cs in st.partial:
                 si = cs[0]
                 if si == start:
                     continue  # the start run: only an event its guards match reaches it
-                q = quick[si]
-                key = q[0]
+                key, fn = quick[si]
                 if key is None:
                     watch = None
                     break
-                if key not in keys:
-                    keys.append(key)
-                    checks.append(q)
-            else:
-                if checks:
-                    watch.append((i, tuple(checks)))
+                if key not in before:
+                    watch.append((i, key, fn, before))
+                    before = (*before, key)
         state.watch = watch
         state.due = due
         state.next = nxt
@@ -288,8 +281,11 @@ class PatternSet:
             if timestamp < st.deadline and not st.pending_timeouts:
                 continue  # nothing due: advance_time would return nothing and change nothing
             t, m = self.nfas[i].advance_time(st, timestamp)
-            timeouts.extend((self.names[i], x) for x in t)
-            matches.extend((self.names[i], x) for x in m)
+            name = self.names[i]
+            for x in t:
+                timeouts.append((name, x))
+            for x in m:
+                matches.append((name, x))
             self._keep(state, i, st)
             changed = True
         if changed:

@@ -1,0 +1,217 @@
+"""Per-key states of one engine and the heap of their deadlines: the loop every caller writes.
+
+A caller of the engine keeps a state per key, feeds each event to its key's state, keeps each
+key's ``next_deadline`` in a heap and, on a clock tick, advances only the keys that are due
+(nothing scans all keys). :class:`KeyedRunner` is that loop, for an :class:`~cep.nfa.NFA` or a
+:class:`~cep.patternset.PatternSet`::
+
+    runner = KeyedRunner(nfa)                    # or KeyedRunner(pattern_set)
+    for key, event, ts in stream:
+        for m in runner.process(key, event, ts):  # the key's matches
+            ...
+        if tick:
+            timeouts, matches = runner.advance_time(now)  # [(key, Timeout)], [(key, Match)]
+
+The results are exactly those of the engine's own ``process``/``advance_time`` on the same
+states (the states are the engine's, ``runner.states[key]``, serialisable as usual). For an
+``NFA``, an event that no run of its key reacts to is answered by the runner itself (the
+engine's quick check, nothing allocated), and the deadline heap is touched only when an event
+changed the key's state.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Hashable, MutableMapping, Sequence
+from typing import Any
+
+from cep.nfa import NFA
+from cep.patternset import PatternSet
+
+_INF = float("inf")
+_NOTHING: tuple[()] = ()
+
+
+class KeyedRunner:
+    """``KeyedRunner(engine, states=None)``: ``engine`` an ``NFA`` or a ``PatternSet``;
+    ``states`` the mapping of key -> state to use (a new dict by default; states already in it
+    are scheduled). Change a state only through the runner, or call :meth:`reschedule` after.
+
+    ``process(key, event, ts)``: the engine's ``process`` on the key's state (a fresh one for a
+    new key); returns the matches (``NFA``: ``Match``; ``PatternSet``: ``(name, Match)``).
+    """
+
+    def __init__(
+        self, engine: NFA | PatternSet, states: MutableMapping[Hashable, Any] | None = None
+    ) -> None:
+        if not isinstance(engine, NFA | PatternSet):
+            raise TypeError(
+                f"KeyedRunner runs an NFA or a PatternSet, got {type(engine).__name__}: "
+                "compile the pattern with cep.compile_pattern first"
+            )
+        self.engine = engine
+        self.states: MutableMapping[Hashable, Any] = {} if states is None else states
+        # heap of (deadline, key); ``_scheduled[key]`` is the key's live entry (others are stale)
+        self._heap: list[tuple[float, Hashable]] = []
+        self._scheduled: dict[Hashable, float] = {}
+        if isinstance(engine, NFA):
+            self.process: Callable[[Hashable, Any, int], Sequence[Any]] = self._nfa_process()
+        else:
+            self.process = self._set_process()
+        for key in list(self.states):
+            self.reschedule(key)
+
+    # -- per event ---------------------------------------------------------------------------
+    def _nfa_process(self) -> Callable[[Hashable, Any, int], Sequence[Any]]:
+        """``process`` for an ``NFA``: ``NFA.process``'s quick check inline; the deadline heap
+        is looked at only after an event that changed the state."""
+        nfa = self.engine
+        assert isinstance(nfa, NFA)
+        states = self.states
+        get = states.get
+        new = nfa.new_state
+        quick = nfa._quick
+        step = nfa._process
+        full = nfa.process
+        first_take = nfa._first_take is not None
+        take_start = nfa._take_start
+        sched = self._scheduled
+        sched_get = sched.get
+        heap = self._heap
+        push = heapq.heappush
+
+        def process(key: Hashable, event: Any, ts: int) -> Sequence[Any]:
+            out: list[Any]
+            st = get(key)
+            if st is None:
+                st = states[key] = new()
+            if ts < st.deadline:
+                # ``NFA.process`` with no time to advance: if every run is fast and ignores
+                # the event, nothing changes (and the key's deadline stays as scheduled)
+                last = None  # key of the last condition found false
+                for cs in st.partial:
+                    ck, fn = quick[cs[0]]
+                    if ck is None:
+                        break
+                    if ck != last:
+                        if fn(event):
+                            break
+                        last = ck
+                else:
+                    return _NOTHING
+                if cs[5] is None and first_take and len(st.partial) == 1 and not st.completed:
+                    # only the start run, and it takes the event: ``_process``'s result, built
+                    # directly (as ``NFA.start_new`` does for a fresh state)
+                    take_start(st, cs, event, ts)
+                    out = []
+                else:
+                    cache: dict[int, bool] = {} if last is None else {last: False}
+                    if ck is not None:
+                        cache[ck] = True
+                    out = []
+                    step(st, event, ts, out, cache)
+            else:
+                out = full(st, event, ts)
+            # ``NFA.next_deadline`` (inf for None) into the heap, if it moved
+            pending = st.pending_timeouts
+            d = min(t.timestamp for t in pending) if pending else st.deadline
+            if d != sched_get(key, _INF):
+                if d == _INF:
+                    del sched[key]
+                else:
+                    sched[key] = d
+                    push(heap, (d, key))
+            return out
+
+        return process
+
+    def _set_process(self) -> Callable[[Hashable, Any, int], Sequence[Any]]:
+        """``process`` for a ``PatternSet``: the set keeps its next deadline in the state."""
+        pset = self.engine
+        states = self.states
+        get = states.get
+        new = pset.new_state
+        full = pset.process
+        sched = self._scheduled
+        heap = self._heap
+        push = heapq.heappush
+
+        def process(key: Hashable, event: Any, ts: int) -> Sequence[Any]:
+            st = get(key)
+            if st is None:
+                st = states[key] = new()
+            before = st.next  # ``PatternSet.next_deadline``, inf for None: as scheduled
+            out = full(st, event, ts)
+            d = st.next
+            if d != before:
+                if d == _INF:
+                    del sched[key]
+                else:
+                    sched[key] = d
+                    push(heap, (d, key))
+            return out
+
+        return process
+
+    # -- time --------------------------------------------------------------------------------
+    def advance_time(self, timestamp: int) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
+        """Advance every key whose deadline is <= ``timestamp``:
+        ``([(key, timeout)], [(key, match)])`` in deadline order (the engine's types)."""
+        timeouts: list[tuple[Any, Any]] = []
+        matches: list[tuple[Any, Any]] = []
+        heap = self._heap
+        if not heap or heap[0][0] > timestamp:
+            return timeouts, matches
+        sched = self._scheduled
+        states = self.states
+        engine = self.engine
+        advance = engine.advance_time
+        next_deadline = engine.next_deadline
+        pop = heapq.heappop
+        push = heapq.heappush
+        while heap and heap[0][0] <= timestamp:
+            d, key = pop(heap)
+            if sched.get(key) != d:
+                continue  # stale: the key's live entry is elsewhere in the heap
+            st = states[key]
+            tos, ms = advance(st, timestamp)
+            for t in tos:
+                timeouts.append((key, t))
+            for m in ms:
+                matches.append((key, m))
+            d2 = next_deadline(st)
+            if d2 is None:
+                del sched[key]
+            else:
+                sched[key] = d2
+                push(heap, (d2, key))
+        return timeouts, matches
+
+    def next_deadline(self) -> float | None:
+        """Earliest deadline of any key (None if no key has one): when ``advance_time`` can
+        next produce something."""
+        heap, sched = self._heap, self._scheduled
+        while heap and sched.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)  # drop stale entries
+        return heap[0][0] if heap else None
+
+    def reschedule(self, key: Hashable) -> None:
+        """Put ``states[key]``'s deadline in the heap (after changing or loading that state
+        outside the runner); a key no longer in ``states`` is unscheduled."""
+        st = self.states.get(key)
+        if st is None:
+            self._scheduled.pop(key, None)
+        else:
+            self._reschedule(key, st)
+
+    def _reschedule(self, key: Hashable, st: Any) -> None:
+        d = self.engine.next_deadline(st)
+        sched = self._scheduled
+        if d is None:
+            sched.pop(key, None)
+        elif sched.get(key) != d:
+            sched[key] = d
+            heapq.heappush(self._heap, (d, key))
+
+    def __repr__(self) -> str:
+        return f"KeyedRunner({self.engine!r}, keys={len(self.states)})"
