@@ -1,56 +1,14 @@
-"""Deadline heaps: which keys need time advanced for a rule, and when.
-
-One heap per rule (each rule has its own clock: event-time watermark or processing time).
-Expiry pops only due entries, so a tick costs O(due · log n), never a scan of every key.
-Entries are invalidated lazily: :meth:`schedule` records a key's current deadline and
-:meth:`pop_due` skips heap entries that no longer match it.
-"""
+"""Deadline heaps of a keyed partition: one :class:`cep.deadlines.DeadlineHeap` per rule (each
+rule has its own clock: event-time watermark or processing time)."""
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from cep.deadlines import DeadlineHeap
+
 __all__ = ["DeadlineHeap", "RuleDeadlines"]
-
-
-class DeadlineHeap:
-    """Deadlines of the keys of one rule."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[int, str]] = []
-        self._current: dict[str, int] = {}
-
-    def __len__(self) -> int:
-        return len(self._current)
-
-    def get(self, key: str) -> int | None:
-        return self._current.get(key)
-
-    def schedule(self, key: str, deadline: int | None) -> None:
-        """Set (or clear, with None) the deadline of ``key``."""
-        if deadline is None:
-            self._current.pop(key, None)
-            return
-        if self._current.get(key) == deadline:
-            return
-        self._current[key] = deadline
-        heapq.heappush(self._heap, (deadline, key))
-        if len(self._heap) > 4 * len(self._current) + 1024:
-            self._heap = [(d, k) for k, d in self._current.items()]
-            heapq.heapify(self._heap)
-
-    def pop_due(self, now: int) -> list[str]:
-        """Remove and return the keys whose deadline is <= ``now``, earliest first."""
-        due: list[str] = []
-        heap, current = self._heap, self._current
-        while heap and heap[0][0] <= now:
-            deadline, key = heapq.heappop(heap)
-            if current.get(key) == deadline:
-                del current[key]
-                due.append(key)
-        return due
 
 
 class RuleDeadlines:
@@ -72,15 +30,11 @@ class RuleDeadlines:
     ) -> None:
         """:meth:`schedule` ``(rule, key, deadline_of(value))`` for each key and value."""
         heap = self._by_rule.get(rule)
-        for key, value in values.items():
-            deadline = deadline_of(value)
-            if heap is None:
-                if deadline is None:
-                    continue
-                heap = self._by_rule[rule] = DeadlineHeap()
-            elif deadline is not None and heap._current.get(key) == deadline:
-                continue  # unchanged (DeadlineHeap.schedule's first test, without the call)
-            heap.schedule(key, deadline)
+        if heap is None:
+            heap = DeadlineHeap()
+        heap.schedule_each(values, deadline_of)
+        if heap and rule not in self._by_rule:
+            self._by_rule[rule] = heap
 
     def pop_due(self, rule: str, now: int) -> list[str]:
         heap = self._by_rule.get(rule)

@@ -423,11 +423,9 @@ class Detector:
             return writes
         to_bytes = self.book.runner.state_to_bytes
         rules = self.book.rules
-        totals = part.partials
         for key, working in part.dirty.items():
             stored = working.stored
             changed = working.changed
-            counted = working.partials
             for name, (version, state) in list(working.live.items()):
                 if name not in rules:
                     self._count_partials(part, working, name, None)
@@ -436,13 +434,8 @@ class Detector:
                     continue
                 if name not in changed:
                     continue  # as stored at the last flush (or as loaded)
-                # _count_partials, inlined: an idle state holds no partial match
-                idle = getattr(state, "is_idle", False)
-                count = 0 if idle else getattr(state, "partial_match_count", 0)
-                before = counted.get(name, 0)
-                if count != before:
-                    totals[name] = totals.get(name, 0) + count - before
-                    counted[name] = count
+                idle = getattr(state, "is_idle", False)  # an idle state holds no partial match
+                self._count_partials(part, working, name, None if idle else state)
                 if idle:
                     del working.live[name]
                     stored.rules.pop(name, None)

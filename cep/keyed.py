@@ -21,10 +21,10 @@ changed the key's state.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Hashable, MutableMapping, Sequence
 from typing import Any
 
+from cep.deadlines import DeadlineHeap
 from cep.nfa import NFA
 from cep.patternset import PatternSet
 
@@ -51,9 +51,7 @@ class KeyedRunner:
             )
         self.engine = engine
         self.states: MutableMapping[Hashable, Any] = {} if states is None else states
-        # heap of (deadline, key); ``_scheduled[key]`` is the key's live entry (others are stale)
-        self._heap: list[tuple[float, Hashable]] = []
-        self._scheduled: dict[Hashable, float] = {}
+        self._deadlines = DeadlineHeap()
         if isinstance(engine, NFA):
             self.process: Callable[[Hashable, Any, int], Sequence[Any]] = self._nfa_process()
         else:
@@ -75,10 +73,8 @@ class KeyedRunner:
         full = nfa.process
         first_take = nfa._first_take is not None
         take_start = nfa._take_start
-        sched = self._scheduled
-        sched_get = sched.get
-        heap = self._heap
-        push = heapq.heappush
+        scheduled = self._deadlines.current.get
+        schedule = self._deadlines.schedule
 
         def process(key: Hashable, event: Any, ts: int) -> Sequence[Any]:
             out: list[Any]
@@ -115,12 +111,8 @@ class KeyedRunner:
             # ``NFA.next_deadline`` (inf for None) into the heap, if it moved
             pending = st.pending_timeouts
             d = min(t.timestamp for t in pending) if pending else st.deadline
-            if d != sched_get(key, _INF):
-                if d == _INF:
-                    del sched[key]
-                else:
-                    sched[key] = d
-                    push(heap, (d, key))
+            if d != scheduled(key, _INF):
+                schedule(key, None if d == _INF else d)
             return out
 
         return process
@@ -132,9 +124,7 @@ class KeyedRunner:
         get = states.get
         new = pset.new_state
         full = pset.process
-        sched = self._scheduled
-        heap = self._heap
-        push = heapq.heappush
+        schedule = self._deadlines.schedule
 
         def process(key: Hashable, event: Any, ts: int) -> Sequence[Any]:
             st = get(key)
@@ -144,11 +134,7 @@ class KeyedRunner:
             out = full(st, event, ts)
             d = st.next
             if d != before:
-                if d == _INF:
-                    del sched[key]
-                else:
-                    sched[key] = d
-                    push(heap, (d, key))
+                schedule(key, None if d == _INF else d)
             return out
 
         return process
@@ -159,59 +145,30 @@ class KeyedRunner:
         ``([(key, timeout)], [(key, match)])`` in deadline order (the engine's types)."""
         timeouts: list[tuple[Any, Any]] = []
         matches: list[tuple[Any, Any]] = []
-        heap = self._heap
-        if not heap or heap[0][0] > timestamp:
-            return timeouts, matches
-        sched = self._scheduled
+        deadlines = self._deadlines
         states = self.states
-        engine = self.engine
-        advance = engine.advance_time
-        next_deadline = engine.next_deadline
-        pop = heapq.heappop
-        push = heapq.heappush
-        while heap and heap[0][0] <= timestamp:
-            d, key = pop(heap)
-            if sched.get(key) != d:
-                continue  # stale: the key's live entry is elsewhere in the heap
+        advance = self.engine.advance_time
+        next_deadline = self.engine.next_deadline
+        for key in deadlines.pop_due(timestamp):
             st = states[key]
             tos, ms = advance(st, timestamp)
             for t in tos:
                 timeouts.append((key, t))
             for m in ms:
                 matches.append((key, m))
-            d2 = next_deadline(st)
-            if d2 is None:
-                del sched[key]
-            else:
-                sched[key] = d2
-                push(heap, (d2, key))
+            deadlines.schedule(key, next_deadline(st))
         return timeouts, matches
 
     def next_deadline(self) -> float | None:
         """Earliest deadline of any key (None if no key has one): when ``advance_time`` can
         next produce something."""
-        heap, sched = self._heap, self._scheduled
-        while heap and sched.get(heap[0][1]) != heap[0][0]:
-            heapq.heappop(heap)  # drop stale entries
-        return heap[0][0] if heap else None
+        return self._deadlines.earliest()
 
     def reschedule(self, key: Hashable) -> None:
         """Put ``states[key]``'s deadline in the heap (after changing or loading that state
         outside the runner); a key no longer in ``states`` is unscheduled."""
         st = self.states.get(key)
-        if st is None:
-            self._scheduled.pop(key, None)
-        else:
-            self._reschedule(key, st)
-
-    def _reschedule(self, key: Hashable, st: Any) -> None:
-        d = self.engine.next_deadline(st)
-        sched = self._scheduled
-        if d is None:
-            sched.pop(key, None)
-        elif sched.get(key) != d:
-            sched[key] = d
-            heapq.heappush(self._heap, (d, key))
+        self._deadlines.schedule(key, None if st is None else self.engine.next_deadline(st))
 
     def __repr__(self) -> str:
         return f"KeyedRunner({self.engine!r}, keys={len(self.states)})"

@@ -259,8 +259,7 @@ class RuleRunner:
             eid = own
         if watermark is not None and ts < watermark and c.event_time:
             return [self._late(c, key, eid, ts, watermark)]
-        env = c.env
-        env.key, env.context, env._event = key, context, None  # env.bind(key, context), inlined
+        c.env.bind(key, context)
         matches: list[Any] = []
         timeouts: list[Any] = []
         late = c.etp.feed(state, stored, ts, watermark, matches, timeouts)

@@ -185,28 +185,13 @@ def _canon_all(items: list[Any]) -> list[Any]:
     ]
 
 
-FLAT_RULE = """\
-name: flat
-source: events
-key: k
-id: id
-time: ts
-stages:
-  - name: a
-    where: event.type == 'A'
-emit:
-  kind: alert
-  topic: alerts
-"""
-
-
 def test_extractor_values_equal_key_time_and_id() -> None:
     """``Extractor.values`` (one call, fields read inline) gives what ``key``/``time``/``id``
     give, and fails with the same error where one of them fails."""
     from cep.rules.errors import EventError
     from cep.rules.extract import Extractor
 
-    ex = Extractor(rule(FLAT_RULE))
+    ex = Extractor(rule(SMALL_RULE))
     events: list[dict[str, Any]] = [
         {"k": "p1", "ts": 5, "id": "e1"},
         {"k": 7, "ts": 5},

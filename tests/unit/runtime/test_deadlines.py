@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from agents.deadlines import DeadlineHeap, RuleDeadlines
+from agents.deadlines import RuleDeadlines
+from cep.deadlines import DeadlineHeap
 
 
 def test_pops_only_due_keys_in_order() -> None:
@@ -21,6 +22,7 @@ def test_reschedule_and_clear() -> None:
     heap.schedule("a", 50)  # later deadline: the entry at 10 is stale
     heap.schedule("b", 10)
     heap.schedule("b", None)  # cleared
+    assert heap.earliest() == 50  # the stale entries at 10 are skipped
     assert heap.pop_due(20) == []
     assert heap.pop_due(50) == ["a"]
     assert heap.pop_due(10**9) == []
