@@ -9,12 +9,16 @@ Per partition it keeps:
 - a cache of decoded key states (loaded from the table on first use),
 - the per-rule clocks. Event time: the ingest carries, with every event and tick, the max event
   time routed to the rule *per source partition*; the rule's watermark is the minimum of those
-  maxima over the source partitions that are not idle, minus the rule's max out-of-orderness
-  (a source partition with no event for ``idle_ms`` of wall-clock time stops holding the
-  watermark back; when all are idle the maximum is used, so absences still fire when the
-  stream pauses). With one source partition this is exactly the backtest's per-rule watermark;
-  with several, a consumer that reads one partition ahead of another does not make the
-  other's events late. Processing time: the ingest's wall clock, from events and ticks.
+  maxima over the source partitions that are not idle, minus the rule's max out-of-orderness.
+  A source partition is idle, and stops holding the watermark back, when it had no event for
+  ``idle_ms`` of wall-clock time **and** the ingest that owns it said, in a tick of the last
+  ``caught_ms``, that it has read it to the end. A partition whose ingest stopped or crashed is
+  therefore never idle: its events wait until a worker reads it again instead of arriving
+  late (Flink's sources mark themselves idle the same way). When all are idle the maximum is
+  used, so absences still fire when the stream pauses. With one source partition this is
+  exactly the backtest's per-rule watermark; with several, a consumer that reads one
+  partition ahead of another does not make the other's events late. Processing time: the
+  ingest's wall clock, from events and ticks.
 - the deadline heaps (:mod:`agents.deadlines`), rebuilt from the table on first use after an
   assignment, so a tick advances only the keys that are due,
 - the source offsets already applied (``hw``): a batch re-sent by an ingest that crashed before
@@ -75,6 +79,8 @@ class _Partition:
     hw: dict[str, int] = field(default_factory=dict)
     src_max: dict[str, dict[str, int]] = field(default_factory=dict)  # rule -> source -> ts
     src_last: dict[str, int] = field(default_factory=dict)  # source -> wall ms of last event
+    # source -> wall ms of the latest tick whose ingest had read that source to the end
+    src_caught: dict[str, int] = field(default_factory=dict)
     now: int = 0
     rebuilt: bool = False
     dirty: dict[str, _Working] = field(default_factory=dict)  # touched since the last flush
@@ -110,8 +116,10 @@ class Detector:
         partitions: int,
         on_state_error: Callable[[str, Exception], None] | None = None,
         idle_ms: int = 5_000,
+        caught_ms: int = 3_000,
     ) -> None:
         self.idle_ms = idle_ms
+        self.caught_ms = caught_ms
         self.book = book
         self.table = table
         self.partitions = partitions
@@ -144,6 +152,7 @@ class Detector:
                 part.hw = saved.get("hw", {})
                 part.src_max = saved.get("ts", {})
                 part.src_last = saved.get("last", {})
+                part.src_caught = saved.get("caught", {})
                 part.now = saved.get("now", 0)
         if not part.rebuilt:
             self._rebuild_deadlines(part)
@@ -236,6 +245,9 @@ class Detector:
             for source, ms in message.last.items():
                 if ms > part.src_last.get(source, ms - 1):
                     part.src_last[source] = ms
+            for source in message.caught:
+                if message.now > part.src_caught.get(source, message.now - 1):
+                    part.src_caught[source] = message.now
             for name, per_src in message.watermarks.items():
                 mine = part.src_max.setdefault(name, {})
                 for source, ts in per_src.items():
@@ -368,11 +380,17 @@ class Detector:
         return _watermark_base(per_src, live) - rule.max_out_of_orderness
 
     def _live_sources(self, part: _Partition, per_src: dict[str, int]) -> list[str] | None:
-        """The source partitions that hold a rule's watermark: those with an event in the
-        last ``idle_ms`` of the partition's wall clock; None when every one is idle (then the
+        """The source partitions that hold a rule's watermark: all but the idle ones (no event
+        in the last ``idle_ms`` of the partition's wall clock, and read to the end by their
+        ingest as of a tick in the last ``caught_ms``); None when every one is idle (then the
         maximum is used, so absences still fire when the stream pauses)."""
         now, last, idle = part.now, part.src_last, self.idle_ms
-        live = [src for src in per_src if now - last.get(src, now) <= idle]
+        caught, fresh = part.src_caught, self.caught_ms
+        live = [
+            src
+            for src in per_src
+            if now - last.get(src, now) <= idle or now - caught.get(src, now - fresh - 1) > fresh
+        ]
         return live or None
 
     def _advance(self, part: _Partition, outcome: Outcome, touched: dict[str, _Working]) -> None:
@@ -452,7 +470,13 @@ class Detector:
         if part.progress_dirty:
             part.progress_dirty = False
             writes[progress_key(part.number)] = orjson.dumps(
-                {"hw": part.hw, "ts": part.src_max, "last": part.src_last, "now": part.now}
+                {
+                    "hw": part.hw,
+                    "ts": part.src_max,
+                    "last": part.src_last,
+                    "caught": part.src_caught,
+                    "now": part.now,
+                }
             )
         return writes
 

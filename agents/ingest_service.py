@@ -36,7 +36,7 @@ from agents.ingest import Ingest, IngestResult
 from agents.rulebook import RuleBook
 from agents.wire import encode_tick
 
-__all__ = ["IngestService", "TickSchedule"]
+__all__ = ["IngestService", "TickSchedule", "caught_up"]
 
 log = logging.getLogger("kairos.ingest")
 
@@ -265,6 +265,12 @@ class IngestService:
                 out.append((tp.topic, tp.partition, max(0, high - pos)))
         return out
 
+    def caught_up(self) -> list[str]:
+        """The source partitions this ingest owns and has read to the end (see
+        :func:`caught_up`); the caller holds the send lock, so every record polled was routed
+        and handed to the producer ahead of the tick that carries this list."""
+        return [] if self.consumer is None else caught_up(self.consumer)
+
     async def tick_forever(self) -> None:
         """Send a tick to every keyed partition each interval (wall clock + max event times):
         every ``tick_interval``, and every ``watermark_interval`` while max event times move."""
@@ -276,8 +282,9 @@ class IngestService:
                 continue
             try:
                 async with self._send_lock:
+                    caught = self.caught_up()
                     value = encode_tick(
-                        int(time.time() * 1000), self.ingest.max_ts, self.ingest.src_last
+                        int(time.time() * 1000), self.ingest.max_ts, self.ingest.src_last, caught
                     )
                     futures = [
                         await self.producer.send(self.keyed_topic, value, partition=p)
@@ -286,3 +293,31 @@ class IngestService:
                 await asyncio.gather(*futures)
             except Exception:
                 log.exception("tick not sent")
+
+
+def caught_up(consumer: AIOKafkaConsumer) -> list[str]:
+    """The assigned partitions (``"topic:partition"``) that ``consumer`` has read to the end:
+    its position reached the last known high watermark (so a partition with an open
+    transaction is not read to the end). Only these may become idle for the event-time
+    watermark (:mod:`agents.detect`): a stopped or crashed ingest declares nothing, and its
+    partitions keep holding the watermark back.
+
+    Synchronous on purpose (the tick holds the ingest's send lock while it asks): it reads
+    the position aiokafka's ``position()`` returns when it is known, without its wait for a
+    position being reset, and leaves such a partition out."""
+    try:
+        assignment = consumer._subscription.subscription.assignment
+    except AttributeError:  # no subscription or no assignment yet
+        return []
+    out = []
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None:
+            continue  # not fetched yet
+        try:
+            state = assignment.state_value(tp)
+        except (KeyError, AttributeError):
+            continue
+        if state is not None and state.has_valid_position and state.position >= high:
+            out.append(f"{tp.topic}:{tp.partition}")
+    return sorted(out)

@@ -82,9 +82,15 @@ class Batch:
 
 @dataclass
 class Tick:
+    """An ingest's clocks: its wall clock ``now``, per rule the max event time routed per
+    source partition, the wall ms of the last event per source partition (``last``), and the
+    source partitions it owns and has read to the end (``caught``): only those may become idle
+    (see :mod:`agents.detect`)."""
+
     now: int
     watermarks: dict[str, dict[str, int]]
     last: dict[str, int] = field(default_factory=dict)
+    caught: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -135,8 +141,11 @@ def encode_tick(
     now_ms: int,
     watermarks: Mapping[str, Mapping[str, int]],
     last: Mapping[str, int] | None = None,
+    caught: list[str] | None = None,
 ) -> bytes:
-    return orjson.dumps({"k": "t", "t": now_ms, "wm": watermarks, "last": last or {}})
+    return orjson.dumps(
+        {"k": "t", "t": now_ms, "wm": watermarks, "last": last or {}, "caught": caught or []}
+    )
 
 
 def decode(value: bytes) -> Batch | Tick:
@@ -146,5 +155,10 @@ def decode(value: bytes) -> Batch | Tick:
     if kind == "b":
         return Batch(msg["s"], msg["e"], msg.get("c", []))
     if kind == "t":
-        return Tick(int(msg["t"]), dict(msg.get("wm") or {}), dict(msg.get("last") or {}))
+        return Tick(
+            int(msg["t"]),
+            dict(msg.get("wm") or {}),
+            dict(msg.get("last") or {}),
+            list(msg.get("caught") or ()),
+        )
     raise ValueError(f"keyed topic message of unknown kind {kind!r}")

@@ -75,6 +75,10 @@ FAUST_FETCH_MAX_WAIT_MS = 10
 STATE_FLUSH_INTERVAL = 0.5
 #: ... and after this many keyed-topic messages (see agents/writer.py).
 STATE_FLUSH_MESSAGES = 500
+#: A source partition may count as idle only while its ingest said, in a tick of the last
+#: this many tick intervals, that it read it to the end (agents/detect.py): a stopped or
+#: crashed ingest's partitions hold the event-time watermark back instead of going idle.
+CAUGHT_TICKS = 3
 #: exactly_once: seconds a keyed partition paused by a lost transaction waits for the
 #: rebalance it asked for before the worker asks again.
 LOST_REJOIN_INTERVAL = 10.0
@@ -334,7 +338,13 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
     state = define_state_table(app, partitions)
     history = define_history_table(app, partitions)
     tables = {STATE_TABLE: state, HISTORY_TABLE: history}
-    detector = Detector(book, state, partitions, idle_ms=int(settings.source_idle_timeout * 1000))
+    detector = Detector(
+        book,
+        state,
+        partitions,
+        idle_ms=int(settings.source_idle_timeout * 1000),
+        caught_ms=int(CAUGHT_TICKS * settings.tick_interval * 1000),
+    )
     feed = ClusterFeed(book, settings.kafka_client_kwargs(), read_committed=settings.exactly_once)
     rules_service = RulesService(settings, book, worker_id)
 

@@ -167,8 +167,9 @@ class Settings:
     source_idle_timeout: float = _env(
         "KAIROS_SOURCE_IDLE_TIMEOUT",
         5.0,
-        "Seconds without events after which a source partition stops holding a rule's "
-        "event-time watermark back.",
+        "Seconds without events after which a source partition that its ingest has read to "
+        "the end stops holding a rule's event-time watermark back (a stopped ingest's "
+        "partitions keep holding it).",
     )
     history_size: int = _env(
         "KAIROS_HISTORY_SIZE", 20, "Recent detections kept per key for the web view."

@@ -39,6 +39,7 @@ import ctypes
 import gc
 import hashlib
 import importlib
+import inspect
 import statistics
 import subprocess
 import sys
@@ -216,6 +217,8 @@ def _run(
     history: dict[bytes, bytes] = {}
     ingest = ingest_mod.Ingest(book, load.partitions)
     detector = detect.Detector(book, table, load.partitions)
+    # trees before 2026-11-26 have no idle declarations in their ticks
+    declares = "caught" in inspect.signature(wire.encode_tick).parameters
     digest = hashlib.sha256()
     pending: dict[int, dict[bytes, list[Any]]] = {}
     counts = {"events": 0, "detections": 0, "dead": 0, "writes": 0}
@@ -250,7 +253,9 @@ def _run(
                 digest.update(b"%s=%s;" % (name.encode(), header))
         counts["dead"] += len(routed.dead)
         if i % load.tick_every == 0:
-            tick = wire.encode_tick(now, ingest.max_ts, ingest.src_last)
+            # one ingest owns every source partition and has read each to the end
+            caught = (sorted(ingest.src_last),) if declares else ()
+            tick = wire.encode_tick(now, ingest.max_ts, ingest.src_last, *caught)
             keyed += [(p, tick) for p in range(load.partitions)]
         for p, value in keyed:
             outcome = detector.handle(p, wire.decode(value))

@@ -233,8 +233,9 @@ def test_watermark_is_the_min_over_source_partitions_until_one_is_idle() -> None
     # B waits in the out-of-order buffer until the watermark passes it
     out = det.handle(p, _one("u1", "e3", "B", 20_000, "t:1", 20_000, now=1_200))
     assert out.detections == []
-    # partition 1 goes quiet for longer than idle_ms: partition 0 alone sets the watermark
-    out = det.handle(p, Tick(9_000, {}))
+    # partition 1 goes quiet for longer than idle_ms, and its ingest says it read it to the
+    # end: partition 0 alone sets the watermark
+    out = det.handle(p, Tick(9_000, {}, {}, ["t:0", "t:1"]))
     assert [(d.kind, d.stages) for d in out.detections] == [("match", {"a": ["e2"], "b": ["e3"]})]
     out = det.handle(p, _one("u1", "e4", "A", 50_000, "t:0", 100_000, now=9_100))
     assert [d.kind for d in out.detections] == ["late"]
@@ -371,14 +372,61 @@ def test_steps_yield_inside_a_long_batch() -> None:
     assert outcome.events == 35
 
 
+def test_a_quiet_source_partition_whose_ingest_is_gone_holds_the_watermark() -> None:
+    """No event from ``t:1`` for longer than ``idle_ms``, but no tick says its ingest read it
+    to the end (the worker that owns it stopped or crashed): its unread events must not
+    become late, so it keeps holding the watermark; a later declaration idles it, and a
+    declaration older than ``caught_ms`` counts no more."""
+    rule = A_THEN_B.format(version=1, first="A").replace(
+        "within: 1h", "within: 1h\nmax_out_of_orderness: 1s"
+    )
+    book = book_with(("a-then-b", rule))
+    det = Detector(book, {}, PARTS, idle_ms=5_000, caught_ms=3_000)
+    p = partition_for("u1", PARTS)
+    det.handle(p, Tick(900, {"a-then-b": {"t:0": 5_000, "t:1": 5_000}}, {"t:0": 900, "t:1": 900}))
+    det.handle(p, _one("u1", "e2", "A", 10_000, "t:1", 10_000, now=1_000))
+    # t:1's owner declared it read to the end at 1 100, then stopped sending ticks
+    det.handle(p, Tick(1_100, {}, {}, ["t:0", "t:1"]))
+    # t:0 keeps going; its ingest's ticks declare t:0 only
+    det.handle(p, _one("u1", "e3", "C", 100_000, "t:0", 100_000, now=8_000))
+    out = det.handle(p, Tick(9_000, {}, {}, ["t:0"]))
+    assert out.detections == []  # t:1 (declared at 1 100: stale by 9 000) still holds
+    # t:1's unread event, read again by a new owner: not late, and it completes the match
+    out = det.handle(p, _one("u1", "e4", "B", 11_000, "t:1", 11_000, now=9_100))
+    assert out.detections == []  # buffered: the watermark is still 10 s - 1 s
+    out = det.handle(p, Tick(15_000, {}, {}, ["t:0"]))
+    assert out.detections == []  # t:1 had an event at 9 100, not declared since: holds
+    # t:1's new owner reads it to the end: once quiet for idle_ms, it idles
+    out = det.handle(p, Tick(15_100, {}, {}, ["t:0", "t:1"]))
+    assert [(d.kind, d.stages) for d in out.detections] == [("match", {"a": ["e2"], "b": ["e4"]})]
+    # the declarations are saved with the clocks, so a new owner of the keyed partition
+    # resumes them
+    import orjson
+
+    saved = orjson.loads(det.flush(p)[progress_key(p)])
+    assert saved["caught"] == {"t:0": 15_100, "t:1": 15_100}
+
+
 def _reference_watermark(
-    src_max: dict[str, int], src_last: dict[str, int], now: int, idle_ms: int, bound: int
+    src_max: dict[str, int],
+    src_last: dict[str, int],
+    now: int,
+    idle_ms: int,
+    bound: int,
+    caught: set[str],
 ) -> int:
-    live = [ts for src, ts in src_max.items() if now - src_last.get(src, now) <= idle_ms]
+    live = [
+        ts
+        for src, ts in src_max.items()
+        if now - src_last.get(src, now) <= idle_ms or src not in caught
+    ]
     return (min(live) if live else max(src_max.values())) - bound
 
 
-def test_watermarks_inside_one_batch_follow_every_source_and_idle_change() -> None:
+@pytest.mark.parametrize("caught", [{"t:0", "t:1", "t:2", "t:3", "t:4"}, {"t:0", "t:2"}, set()])
+def test_watermarks_inside_one_batch_follow_every_source_and_idle_change(
+    caught: set[str],
+) -> None:
     """One message with events of several source partitions, ingest times that make some
     partitions idle mid-batch, and new partitions appearing: each event gets the watermark the
     definition gives with the clocks as of that event."""
@@ -391,8 +439,10 @@ def test_watermarks_inside_one_batch_follow_every_source_and_idle_change() -> No
     )
     book = book_with(("a-then-b", rule))
     idle_ms = 500
-    det = Detector(book, {}, PARTS, idle_ms=idle_ms)
+    det = Detector(book, {}, PARTS, idle_ms=idle_ms, caught_ms=10**9)
     p = partition_for("u1", PARTS)
+    # the owners of ``caught`` declared them read to the end (the declarations stay fresh)
+    det.handle(p, Tick(0, {}, {}, sorted(caught)))
     rnd = random.Random(5)
     builder = BatchBuilder()
     expected: dict[str, int] = {}
@@ -411,7 +461,7 @@ def test_watermarks_inside_one_batch_follow_every_source_and_idle_change() -> No
         # the detector's view after this event
         src_last[source] = ingest_ms
         src_max[source] = max(src_max.get(source, seen), seen)
-        expected[f"e{i}"] = _reference_watermark(src_max, src_last, now, idle_ms, 1_000)
+        expected[f"e{i}"] = _reference_watermark(src_max, src_last, now, idle_ms, 1_000, caught)
         event = {"id": f"e{i}", "user": "u1", "type": "C", "ts": ts}
         builder.add_event(
             "u1", source, i, ingest_ms, [["a-then-b", ts, f"e{i}", seen]], orjson.dumps(event)

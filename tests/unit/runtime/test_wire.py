@@ -45,6 +45,12 @@ def test_tick_round_trip() -> None:
     assert decode(encode_tick(5, {"r": {"t:0": 4}}, {"t:0": 3})) == Tick(
         5, {"r": {"t:0": 4}}, {"t:0": 3}
     )
+    assert decode(encode_tick(5, {}, {}, ["t:0", "t:1"])).caught == ["t:0", "t:1"]
+
+
+def test_a_tick_of_an_older_worker_declares_nothing_caught_up() -> None:
+    old = b'{"k": "t", "t": 5, "wm": {"r": {"t:0": 4}}, "last": {"t:0": 3}}'
+    assert decode(old) == Tick(5, {"r": {"t:0": 4}}, {"t:0": 3}, [])
 
 
 def test_unknown_message() -> None:
