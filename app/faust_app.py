@@ -427,6 +427,9 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
                 continue  # revoked or its transaction lost: read again after an assignment
             message = decode(event.value)
             async with writer.lock:
+                sent = event.message.timestamp  # the ingest's send (CreateTime, seconds)
+                if sent:
+                    METRICS.observe_keyed_wait(max(0.0, time.time() - sent))
                 outcome = await _handle(runtime, partition, message, event if manual_acks else None)
             if outcome is not None:
                 _count(runtime, outcome)

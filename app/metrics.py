@@ -152,7 +152,15 @@ class KairosMetrics:
         )
         self._latency = Histogram(
             "kairos_processing_latency_seconds",
-            "From a message's Kafka timestamp to the end of its processing (one sample per batch).",
+            "From the ingest routing a batch's oldest event to the end of its processing "
+            "(one sample per keyed-topic message).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._keyed_wait = Histogram(
+            "kairos_keyed_wait_seconds",
+            "From the ingest sending a keyed-topic message (its Kafka timestamp) to the detect "
+            "agent starting on it: the repartition hop through Kafka and the worker's consumer.",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -204,6 +212,10 @@ class KairosMetrics:
     def observe_latency(self, seconds: float) -> None:
         """Processing latency of one batch (its oldest message)."""
         self._latency.observe(seconds)
+
+    def observe_keyed_wait(self, seconds: float) -> None:
+        """Time a keyed-topic message spent between the ingest's send and the detect agent."""
+        self._keyed_wait.observe(seconds)
 
     def set_lag_source(self, source: LagSource | None) -> None:
         """Install the function that reports consumer lag at scrape time."""

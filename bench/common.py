@@ -80,6 +80,19 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
+def histogram_share(
+    before: dict[float, float], after: dict[float, float], bounds: tuple[float, ...]
+) -> dict[str, float]:
+    """Of the samples between two scrapes of one histogram, the share (%) at or under each of
+    ``bounds`` (seconds; each must be a bucket bound), and their count."""
+    total = after.get(float("inf"), 0) - before.get(float("inf"), 0)
+    out = {"samples": total}
+    for bound in bounds:
+        n = after.get(bound, 0) - before.get(bound, 0)
+        out[f"<={bound * 1000:g}ms"] = round(100 * n / total, 1) if total else 0.0
+    return out
+
+
 def cpu_seconds(pid: int | None = None) -> float:
     """User + system CPU seconds of a process (default: this one), from /proc."""
     if pid is None:
@@ -220,6 +233,26 @@ class Worker:
                 return
             time.sleep(0.2)
         raise SystemExit(f"worker not ready after {timeout}s; log {self.log}")
+
+    def histograms(self) -> dict[str, dict[float, float]]:
+        """The worker's ``kairos_*_seconds`` histograms from ``/metrics``: name -> cumulative
+        count per bucket bound (seconds)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except OSError:
+            return {}
+        out: dict[str, dict[float, float]] = {}
+        for family in text_string_to_metric_families(text):
+            if family.type != "histogram" or not family.name.startswith("kairos_"):
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    le = float(sample.labels["le"])
+                    out.setdefault(family.name, {})[le] = sample.value
+        return out
 
     def events_done(self, rule: str) -> int:
         doc = self.get("/api/rules") or {"rules": []}

@@ -51,6 +51,7 @@ from bench.common import (
     Worker,
     cpu_seconds,
     create_topics,
+    histogram_share,
     paced_stream,
     summary,
 )
@@ -274,6 +275,15 @@ def breakdown(profile: Path) -> dict[str, float]:
     return {name: counts.get(name, 0) / total for name, _ in COMPONENTS if counts.get(name)}
 
 
+#: The worker's own histograms read around each latency run (keyed-topic messages):
+#: the repartition hop (ingest send -> detect agent) and ingest routing -> end of detect.
+HOPS = {
+    "kairos_keyed_wait_seconds": "hop",
+    "kairos_processing_latency_seconds": "ingest->detected",
+}
+HOP_BOUNDS = (0.01, 0.025, 0.05, 0.1)
+
+
 def latency_runs(
     bootstrap: str,
     rates: list[int],
@@ -311,7 +321,12 @@ def latency_runs(
         worker.wait_ready()
         asyncio.run(paced_stream(bootstrap, src, out, 200, 2))  # warm-up
         for rate in rates:
+            before = worker.histograms()
             results[rate] = summary(asyncio.run(paced_stream(bootstrap, src, out, rate, seconds)))
+            after = worker.histograms()
+            for name, label in HOPS.items():
+                share = histogram_share(before.get(name, {}), after.get(name, {}), HOP_BOUNDS)
+                results[rate] |= {f"{label} {k}": v for k, v in share.items()}
             print(f"  {rate} ev/s: {results[rate]}", file=sys.stderr)
     finally:
         worker.stop()

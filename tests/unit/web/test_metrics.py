@@ -23,6 +23,8 @@ def test_batch_updates_show_up_in_the_exposition() -> None:
     m.dlq("no_key", 4)
     m.set_partial_matches("rebooking", 17)
     m.observe_latency(0.004)
+    m.observe_keyed_wait(0.002)
+    m.observe_keyed_wait(0.003)
     m.set_lag_source(lambda: [("kairos-keyed", 0, 12), ("kairos-keyed", 1, 0)])
     s = samples(m)
     assert s[("kairos_events_in_total", (("topic", "flights"),))] == 120
@@ -32,6 +34,8 @@ def test_batch_updates_show_up_in_the_exposition() -> None:
     assert s[("kairos_dlq_messages_total", (("reason", "no_key"),))] == 4
     assert s[("kairos_partial_matches", (("rule", "rebooking"),))] == 17
     assert s[("kairos_processing_latency_seconds_count", ())] == 1
+    assert s[("kairos_keyed_wait_seconds_count", ())] == 2
+    assert s[("kairos_keyed_wait_seconds_bucket", (("le", "0.0025"),))] == 1
     assert s[("kairos_consumer_lag", (("partition", "0"), ("topic", "kairos-keyed")))] == 12
     assert m.totals().events == 120 and m.totals().dlq == 4
 
