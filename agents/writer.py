@@ -24,8 +24,11 @@ yield between the writes of one partition: :meth:`Detector.flush` takes the keys
 dirty set the web view reads from memory, and a lookup in the middle would see the table's
 older state.
 
-When coalescing, a flush happens every ``interval`` seconds or ``max_messages`` messages
-(whichever comes first), when a partition is revoked, and when the worker stops. Otherwise the
+When coalescing, a partition is flushed once its oldest unflushed message is ``interval``
+seconds old, or (the partition with the oldest message first) once ``max_messages`` messages
+of all partitions wait, when a partition is revoked, and when the worker stops. The agent
+flushes one due partition per message (:meth:`StateWriter.next_due`), so the partitions'
+flushes spread out between its messages instead of all of them stopping it at once. Otherwise the
 agent flushes every message at once and Faust acks it: under exactly_once (inside the
 partition's transaction: the writes, the detections and the offsets commit atomically), and
 under at_least_once unless ``KAIROS_COALESCE_STATE_WRITES`` is on (``app/settings.py``).
@@ -55,6 +58,7 @@ class _Pending:
     history: dict[bytes, list[dict[str, Any]]] = field(default_factory=dict)
     acks: list[Any] = field(default_factory=list)  # keyed-topic events, acked after the flush
     messages: int = 0
+    oldest: float = 0.0  # monotonic time of its first message since the last flush
 
 
 class StateWriter:
@@ -94,7 +98,6 @@ class StateWriter:
         self.lock = asyncio.Lock()
         self._pending: dict[int, _Pending] = {}
         self._messages = 0
-        self._oldest = 0.0  # monotonic time of the oldest message not flushed
         self.flushes = 0
 
     def add(
@@ -113,16 +116,27 @@ class StateWriter:
             pending.history.setdefault(key, []).append(cloudevent)
         if event is not None:
             pending.acks.append(event)
+        if not pending.messages:
+            pending.oldest = time.monotonic()
         pending.messages += 1
-        if not self._messages:
-            self._oldest = time.monotonic()
         self._messages += 1
 
+    def next_due(self) -> int | None:
+        """The partition to flush now: the one with the oldest unflushed message, when that
+        message is ``interval`` old or ``max_messages`` messages wait in all; else None."""
+        oldest: tuple[float, int] | None = None
+        for partition, pending in self._pending.items():
+            if pending.messages and (oldest is None or pending.oldest < oldest[0]):
+                oldest = (pending.oldest, partition)
+        if oldest is None:
+            return None
+        if self._messages >= self.max_messages or time.monotonic() - oldest[0] >= self.interval:
+            return oldest[1]
+        return None
+
     def due(self) -> bool:
-        """Whether the pending messages are old or many enough to flush."""
-        return bool(self._messages) and (
-            self._messages >= self.max_messages or time.monotonic() - self._oldest >= self.interval
-        )
+        """Whether a partition's pending messages are old or many enough to flush."""
+        return self.next_due() is not None
 
     def pending_partitions(self) -> list[int]:
         return sorted(set(self._pending) | set(self.detector.cached_partitions()))

@@ -525,8 +525,8 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
                 await asyncio.sleep(writer.interval / 2)
                 if writer.due():
                     async with writer.lock:
-                        if writer.due():
-                            await _flush(runtime, None)
+                        while (due := writer.next_due()) is not None:
+                            await _flush(runtime, [due])
 
         async def _start_ingest(self) -> None:
             await rules_service.loaded.wait()
@@ -630,8 +630,10 @@ async def _handle(
                 await asyncio.sleep(0)  # let web lookups in during long batches
             records, sent = await _send_outcome(runtime, outcome)
             runtime.writer.add(partition, sent, ((r.key, r.cloudevent) for r in records), event)
-            if per_message or runtime.writer.due():
-                await _flush(runtime, [partition] if per_message else None)
+            if per_message:
+                await _flush(runtime, [partition])
+            elif (due := runtime.writer.next_due()) is not None:
+                await _flush(runtime, [due])  # one partition per message: see agents/writer.py
         except Exception as exc:
             if tid is None or not lost_transaction(exc, settings.exactly_once):
                 raise

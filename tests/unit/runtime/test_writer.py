@@ -111,6 +111,32 @@ async def test_due_after_max_messages_or_the_interval() -> None:
     assert writer.due()
 
 
+async def test_the_partition_with_the_oldest_message_is_due_first_and_alone() -> None:
+    """Partitions come due one at a time, oldest first, so the agent flushes one partition
+    between two messages instead of all of them at once."""
+    _det, writer, _log = setup(interval=0.05, max_messages=100)
+    writer.add(2, [], [], "m1")
+    await asyncio.sleep(0.03)
+    writer.add(0, [], [], "m2")
+    writer.add(2, [], [], "m3")
+    assert writer.next_due() is None
+    await asyncio.sleep(0.03)
+    assert writer.next_due() == 2  # 0.06 s old; partition 0's first message 0.03 s
+    await writer.flush([2])
+    assert writer.next_due() is None
+    await asyncio.sleep(0.03)
+    assert writer.next_due() == 0
+    # max_messages counts every partition's messages; the oldest partition goes first
+    _det, writer, _log = setup(interval=60, max_messages=3)
+    writer.add(1, [], [], "a")
+    writer.add(3, [], [], "b")
+    assert writer.next_due() is None
+    writer.add(3, [], [], "c")
+    assert writer.next_due() == 1
+    await writer.flush([1])
+    assert writer.next_due() is None  # two messages wait now
+
+
 async def test_flush_lets_other_tasks_in_between_partitions_not_inside_one() -> None:
     det, writer, log = setup()
     parts = set()
