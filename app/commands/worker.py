@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -82,11 +81,6 @@ def run(settings: Settings) -> None:
     runtime = create_runtime(settings)
     _declare_keyed_topic(runtime)
     _tune_gc()
-    if settings.exactly_once:
-        logging.getLogger("kairos.worker").warning(
-            "exactly_once is not reliable yet (open defect, see docs/runtime.md "
-            "'Limits, known'); use at_least_once, whose duplicates share ids"
-        )
     worker = faust.Worker(
         runtime.app,
         loglevel=settings.log_level,
