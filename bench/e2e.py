@@ -292,10 +292,13 @@ def latency_runs(
     root: Path = ROOT,
     env: dict[str, str] | None = None,
     processing_time: bool = False,
+    profile_dir: Path | None = None,
 ) -> dict[int, dict[str, float]]:
     """produce → alert latency of one worker at each of ``rates`` (events/s).
 
-    ``env``: extra settings for the worker; ``processing_time``: the rule without ``time``."""
+    ``env``: extra settings for the worker; ``processing_time``: the rule without ``time``;
+    ``profile_dir``: record the worker with py-spy during each rate's run (``lat-RATE.txt``)
+    and add where its CPU went to the results (``cpu:`` keys, shares of the samples)."""
     suffix = uuid.uuid4().hex[:6]
     src, out = f"lat-src-{suffix}", f"lat-out-{suffix}"
     rules = tmp / f"lat-rules-{suffix}"
@@ -322,8 +325,17 @@ def latency_runs(
         asyncio.run(paced_stream(bootstrap, src, out, 200, 2))  # warm-up
         for rate in rates:
             before = worker.histograms()
+            spy = None
+            if profile_dir is not None:
+                profile_dir.mkdir(parents=True, exist_ok=True)
+                spy = start_py_spy(worker.proc.pid, profile_dir / f"lat-{rate}.txt")
             results[rate] = summary(asyncio.run(paced_stream(bootstrap, src, out, rate, seconds)))
             after = worker.histograms()
+            if spy is not None and profile_dir is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
+                shares = breakdown(profile_dir / f"lat-{rate}.txt")
+                results[rate] |= {f"cpu: {k}": round(100 * v, 1) for k, v in shares.items()}
             for name, label in HOPS.items():
                 share = histogram_share(before.get(name, {}), after.get(name, {}), HOP_BOUNDS)
                 results[rate] |= {f"{label} {k}": v for k, v in share.items()}
@@ -374,6 +386,13 @@ def main() -> int:
         metavar="FILE",
         help="record this tree's worker with py-spy in the first round (raw stacks into FILE) "
         "and print where its CPU goes",
+    )
+    parser.add_argument(
+        "--latency-profile",
+        type=Path,
+        metavar="DIR",
+        help="record this tree's latency worker with py-spy at each rate (raw stacks into "
+        "DIR/lat-RATE.txt) and report where its CPU goes per rate",
     )
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
@@ -432,7 +451,13 @@ def main() -> int:
             processing = args.latency_time == "processing"
             for name, root in variants.items() if rates else ():
                 lat[name] = latency_runs(
-                    bootstrap, rates, args.seconds, tmp, root, processing_time=processing
+                    bootstrap,
+                    rates,
+                    args.seconds,
+                    tmp,
+                    root,
+                    processing_time=processing,
+                    profile_dir=args.latency_profile if root == ROOT else None,
                 )
             for spec in args.latency_env if rates else ():
                 env = dict(item.split("=", 1) for item in spec.split(","))
