@@ -439,26 +439,32 @@ class Detector:
         writes: dict[bytes, bytes | None] = {}
         if part is None:
             return writes
-        to_bytes = self.book.runner.state_to_bytes
+        table_form = self.book.runner.table_form
         rules = self.book.rules
+        totals = part.partials
         for key, working in part.dirty.items():
             stored = working.stored
             changed = working.changed
-            for name, (version, state) in list(working.live.items()):
+            live = working.live
+            counts = working.partials
+            for name, (version, state) in list(live.items()):
                 if name not in rules:
                     self._count_partials(part, working, name, None)
-                    del working.live[name]
+                    del live[name]
                     stored.rules.pop(name, None)
                     continue
                 if name not in changed:
                     continue  # as stored at the last flush (or as loaded)
-                idle = getattr(state, "is_idle", False)  # an idle state holds no partial match
-                self._count_partials(part, working, name, None if idle else state)
-                if idle:
-                    del working.live[name]
+                blob, count = table_form(name, state)  # None: idle, stored as a fresh state
+                before = counts.get(name, 0)
+                if count != before:  # _count_partials, inlined
+                    totals[name] = totals.get(name, 0) + count - before
+                    counts[name] = count
+                if blob is None:
+                    del live[name]
                     stored.rules.pop(name, None)
                 else:
-                    stored.rules[name] = (version, to_bytes(name, state))
+                    stored.rules[name] = (version, blob)
             changed.clear()
             if stored:
                 writes[key.encode()] = encode_key_state(stored)

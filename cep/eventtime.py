@@ -15,6 +15,7 @@ In processing-time mode events go straight through and ``on_watermark`` is a tim
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,71 @@ from cep.match import Match, Timeout
 from cep.nfa import NFA
 from cep.pattern import to_millis
 from cep.state import _NEVER, NFAState
+
+
+class Buffer(list):  # type: ignore[type-arg]
+    """A state's out-of-order buffer: its entries ``[ts, arrival, event]`` in (ts, arrival)
+    order, as a list (the state format stores it as one), that remembers the JSON bytes of
+    the entries it already encoded (:meth:`joined`), so a state written at every flush encodes
+    each entry once. Change it only through :class:`EventTimeProcessor` (which tells it about
+    entries inserted before the encoded ones, :meth:`forget_from`, and entries released,
+    ``gone``); its events must not change while they are buffered."""
+
+    __slots__ = ("gone", "sizes", "text")
+
+    #: ``text`` is ``b",".join`` of the encoded bytes of the first ``len(sizes)`` entries of
+    #: (the ``gone`` entries released since, then the buffer); ``sizes`` their lengths
+    gone: int
+    sizes: list[int]
+    text: bytes
+
+    def forget_from(self, index: int) -> None:
+        """Entry ``index`` and those after it are no longer what was encoded."""
+        keep = self.gone + index
+        sizes = self.sizes
+        if keep < len(sizes):
+            self.text = self.text[: sum(sizes[:keep]) + keep - 1] if keep else b""
+            del sizes[keep:]
+
+    def joined(self, encode: Callable[[Any], bytes]) -> bytes:
+        """``b",".join(map(encode, self))``, calling ``encode`` only for the entries not
+        encoded before (``encode`` must give the same bytes for the same entry)."""
+        sizes = self.sizes
+        gone = self.gone
+        if gone:
+            self.gone = 0
+            if gone >= len(sizes):
+                self.text = b""
+                sizes.clear()
+            else:
+                self.text = self.text[sum(sizes[:gone]) + gone :]
+                del sizes[:gone]
+        done = len(sizes)
+        size = len(self)
+        if done + 1 == size:  # one entry since the last time: the usual case
+            raw = encode(self[done])
+            sizes.append(len(raw))
+            self.text = b"%b,%b" % (self.text, raw) if done else raw
+        elif done < size:
+            new = list(map(encode, self[done:]))
+            sizes += map(len, new)
+            if done:
+                new.insert(0, self.text)
+            self.text = b",".join(new)
+        return self.text
+
+
+def new_buffer(entries: Any = ()) -> Buffer:
+    """A :class:`Buffer` of ``entries``, none encoded yet."""
+    buf = Buffer(entries)
+    buf.gone = 0
+    buf.sizes = []
+    buf.text = b""
+    return buf
+
+
+def _order(entry: list[Any]) -> tuple[Any, Any]:
+    return entry[0], entry[1]
 
 
 @dataclass(slots=True)
@@ -95,20 +161,34 @@ class EventTimeProcessor:
                 return False
         late = timestamp < state.watermark
         if not late:
-            item = [timestamp, state.arrivals, event]
-            state.arrivals += 1
+            arrival = state.arrivals
+            item = [timestamp, arrival, event]
+            state.arrivals = arrival + 1
             early = state.early
             if not early:
-                early = state.early = []
-            if not early or early[-1][0] <= timestamp:
+                early = state.early = new_buffer()
+                early.append(item)
+            elif early[-1][0] <= timestamp:
                 early.append(item)
             else:
-                bisect.insort(early, item, key=lambda x: (x[0], x[1]))
+                at = bisect.bisect_right(early, (timestamp, arrival), key=_order)
+                early.insert(at, item)
+                if type(early) is Buffer:
+                    early.forget_from(at)  # the entries after it moved
             if timestamp > state.max_ts:
                 state.max_ts = timestamp
         wm = watermark if watermark is not None else state.max_ts - self.max_out_of_orderness
         if wm >= state.watermark:
-            self._advance_to(state, wm, matches, timeouts)
+            early = state.early
+            if (
+                not self._knows_deadline
+                or (early and early[0][0] <= wm)
+                or wm >= state.deadline
+                or state.pending_timeouts
+            ):
+                self._advance_to(state, wm, matches, timeouts)
+            else:  # nothing to release, no time to advance: all ``_advance_to`` would do
+                state.watermark = wm
         return late
 
     def release(
@@ -150,7 +230,9 @@ class EventTimeProcessor:
                 n += 1
             if n < size:
                 ready = early[:n]
-                state.early = early[n:]
+                del early[:n]
+                if type(early) is Buffer:
+                    early.gone += n
             else:
                 ready = early
                 state.early = ()

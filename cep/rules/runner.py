@@ -21,6 +21,7 @@ from .errors import EventError, Reason, RuleError
 from .evaluate import RESERVED_ID, RuleEnv
 from .extract import _MISSING, Extractor, content_id, context_key_of
 from .model import Action, Rule
+from .statebytes import StateEncoder
 
 _STATE_MAGIC = b"KRS1"
 _HEADER = struct.Struct(">4sI")
@@ -49,6 +50,7 @@ class _Compiled:
     id_field: str | None  # the id field when it is one top-level field (read inline)
     event_time: bool
     state_header: bytes  # what :meth:`RuleRunner.state_to_bytes` puts before the state
+    encoder: StateEncoder  # the state's bytes, reusing what did not change
 
 
 class RuleRunner:
@@ -76,6 +78,7 @@ class RuleRunner:
                 _id_field(rule),
                 rule.time is not None,
                 _HEADER.pack(_STATE_MAGIC, rule.version),
+                StateEncoder(nfa),
             )
             self._rules[rule.name] = c
             for topic in rule.source:
@@ -186,7 +189,21 @@ class RuleRunner:
     def state_to_bytes(self, name: str, state: NFAState) -> bytes:
         """State bytes tagged with the rule version."""
         c = self._rules.get(name) or self._get(name)
-        return c.state_header + state.to_bytes()
+        return c.state_header + c.encoder.encode(state)
+
+    def table_form(self, name: str, state: NFAState) -> tuple[bytes | None, int]:
+        """What a state table keeps of ``state``, and its partial matches: ``(None, 0)`` when
+        the state is idle (nothing but the start run: no partial match, nothing held back,
+        pending or buffered; it behaves exactly like a fresh state), else
+        ``(state_to_bytes(name, state), state.partial_match_count)``."""
+        partial = state.partial
+        if len(partial) == 1 and partial[0][5] is None:  # the start run alone
+            count = len(state.completed)
+            if not count and not state.pending_timeouts and not state.early:
+                return None, 0
+        else:
+            count = state.partial_match_count
+        return self.state_to_bytes(name, state), count
 
     def state_from_bytes(self, name: str, blob: bytes | None) -> NFAState:
         """State from :meth:`state_to_bytes`; a blob of another version (or none) gives fresh state."""
