@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -428,9 +429,12 @@ class Detector:
             part.partials[name] = part.partials.get(name, 0) + count - before
             working.partials[name] = count
 
-    def flush(self, partition: int) -> dict[bytes, bytes | None]:
+    def flush(self, partition: int, limit: int | None = None) -> dict[bytes, bytes | None]:
         """The writes that persist ``partition``'s changes since the last flush: one value per
         dirty key (None: delete) and, last, the partition's progress record.
+
+        ``limit``: at most that many keys (the oldest dirty ones); the others stay dirty, and
+        the progress record comes with the call that leaves no key dirty.
 
         A rule state that is idle (nothing but the start run: no partial match, nothing
         buffered or pending) is not stored, it behaves exactly like a fresh state; a key left
@@ -442,7 +446,14 @@ class Detector:
         table_form = self.book.runner.table_form
         rules = self.book.rules
         totals = part.partials
-        for key, working in part.dirty.items():
+        dirty = part.dirty
+        partial = limit is not None and len(dirty) > limit
+        chunk: Any = (
+            [(key, dirty.pop(key)) for key in list(islice(dirty, limit))]
+            if partial
+            else dirty.items()
+        )
+        for key, working in chunk:
             stored = working.stored
             changed = working.changed
             live = working.live
@@ -472,7 +483,9 @@ class Detector:
             elif working.in_table:
                 writes[key.encode()] = None
                 working.in_table = False
-        part.dirty.clear()
+        if partial:
+            return writes  # more keys to come: the progress record goes last
+        dirty.clear()
         if part.progress_dirty:
             part.progress_dirty = False
             writes[progress_key(part.number)] = orjson.dumps(

@@ -17,12 +17,13 @@ touched it since the previous flush:
    recovered state already holds.
 
 The event loop: a flush lets the worker's other tasks run before it serialises a partition's
-dirty keys (waiting for the sends does, else ``asyncio.sleep(0)``) and after that partition's
-writes, so neither the message that led to it nor the detect agent's next message runs in the
-same turn of the loop, and a web lookup waits for one partition's writes at most. It does not
-yield between the writes of one partition: :meth:`Detector.flush` takes the keys out of the
-dirty set the web view reads from memory, and a lookup in the middle would see the table's
-older state.
+dirty keys (waiting for the sends does, else ``asyncio.sleep(0)``), after every ``chunk`` keys
+(128) and after that partition's writes, so neither the message that led to it nor the detect
+agent's next message runs in the same turn of the loop, and a web lookup waits for one chunk's
+writes at most. A chunk's keys leave the dirty set the web view reads from memory only as
+:meth:`Detector.flush` serialises them, and are in the table before the next yield: a lookup
+between two chunks reads each key either from memory or from the table, never an older state.
+The progress record comes with the last chunk.
 
 When coalescing, a partition is flushed once its oldest unflushed message is ``interval``
 seconds old, or (the partition with the oldest message first) once ``max_messages`` messages
@@ -85,6 +86,7 @@ class StateWriter:
         interval: float = 0.5,
         max_messages: int = 500,
         on_flush: Callable[[], None] | None = None,
+        chunk: int = 128,
     ) -> None:
         self.detector = detector
         self._write = write
@@ -95,6 +97,7 @@ class StateWriter:
         self.interval = interval
         self.max_messages = max_messages
         self.on_flush = on_flush
+        self.chunk = chunk  # keys written between two yields to the event loop
         self.lock = asyncio.Lock()
         self._pending: dict[int, _Pending] = {}
         self._messages = 0
@@ -164,9 +167,16 @@ class StateWriter:
         else:
             await asyncio.sleep(0)  # the message's work so far and its writes: two turns
         write = self._write
-        writes = self.detector.flush(partition)
-        for key, value in writes.items():
-            await write(self.STATE, partition, key, value)
+        detector, chunk = self.detector, self.chunk
+        while True:
+            writes = detector.flush(partition, chunk)
+            for key, value in writes.items():
+                await write(self.STATE, partition, key, value)
+            if not detector.dirty(partition):
+                break  # the last chunk carried the progress record
+            # A web lookup in between reads every key right: written to the table, or
+            # still dirty (read from memory). The agent waits: it needs the lock.
+            await asyncio.sleep(0)
         for key, events in pending.history.items():
             merged = merge_history(self._history(key), events, self.history_size)
             await write(self.HISTORY, partition, key, merged)

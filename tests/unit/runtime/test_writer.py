@@ -137,7 +137,7 @@ async def test_the_partition_with_the_oldest_message_is_due_first_and_alone() ->
     assert writer.next_due() is None  # two messages wait now
 
 
-async def test_flush_lets_other_tasks_in_between_partitions_not_inside_one() -> None:
+async def test_flush_lets_other_tasks_in_between_partitions() -> None:
     det, writer, log = setup()
     parts = set()
     for i, user in enumerate(f"u{n}" for n in range(40)):
@@ -159,3 +159,38 @@ async def test_flush_lets_other_tasks_in_between_partitions_not_inside_one() -> 
     assert len(ends) == len(parts)
     assert set(seen) <= {0, *ends}  # never in the middle of a partition's writes
     assert set(ends[:-1]) <= set(seen)  # and between every two partitions
+
+
+async def test_a_large_partition_is_written_in_chunks_each_key_readable_in_between() -> None:
+    """More dirty keys than ``chunk``: other tasks run between chunks, and whenever they run
+    every key is either written to the table or still dirty (the web view reads it from
+    memory); the progress record is the partition's last write."""
+    from agents.wire import partition_for
+
+    det, writer, log = setup(chunk=10)
+    users = [u for u in (f"u{n}" for n in range(400)) if partition_for(u, PARTS) == 0][:35]
+    assert len(users) == 35
+    for i, user in enumerate(users):
+        apply(det, writer, [{"id": f"e{i}", "user": user, "type": "A", "ts": i}], i)
+    table = log.tables["state"]
+    views: list[tuple[int, int]] = []  # (keys written, keys still dirty) each time it ran
+
+    async def watch() -> None:
+        while True:
+            dirty = det._parts[0].dirty
+            written = [u for u in users if u.encode() in table]
+            assert all(u in dirty or u.encode() in table for u in users)
+            views.append((len(written), len(dirty)))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.ensure_future(watch())
+    await asyncio.sleep(0)
+    await writer.flush([0])
+    await asyncio.sleep(0)
+    watcher.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await watcher  # (an assertion that failed inside it would be raised here)
+    assert (10, 25) in views and (20, 15) in views and (30, 5) in views  # between chunks
+    assert views[-1] == (35, 0)
+    keys = [key for _kind, (_table, key) in log.steps]
+    assert keys[-1] == progress_key(0) and keys.count(progress_key(0)) == 1
