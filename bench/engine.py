@@ -19,7 +19,8 @@ multi-pattern runs use the same stream; an A event carries ``region`` 0..49 as
 the one pattern of the headline. The floor is the same driver loop calling the 3 conditions of one pattern per
 event and doing nothing else. ``drive`` is the caller's loop over the per-key API (``process``,
 ``next_deadline``, a deadline heap); ``drive_keyed`` is the same loop through
-``cep.KeyedRunner``, as a runtime would use it (the headline and ``--compare`` report both).
+``cep.KeyedRunner``, as a runtime would use it (the headline and ``--compare`` report both;
+for (a), a plain chain, the runner takes the step of ``cep.chain``).
 """
 
 from __future__ import annotations

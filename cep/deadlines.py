@@ -36,8 +36,12 @@ class DeadlineHeap:
         self.current[key] = deadline
         heapq.heappush(self._heap, (deadline, key))
         if len(self._heap) > 4 * len(self.current) + 1024:
-            self._heap = [(d, k) for k, d in self.current.items()]
-            heapq.heapify(self._heap)
+            self.compact()
+
+    def compact(self) -> None:
+        """Drop the stale entries: the heap holds each key's current deadline once."""
+        self._heap = [(d, k) for k, d in self.current.items()]
+        heapq.heapify(self._heap)
 
     def schedule_each(
         self, values: Mapping[Any, Any], deadline_of: Callable[[Any], float | None]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cep.emit import Emit
 from cep.match import Match, Timeout
-from cep.state import _NEVER, CState, NFAState, cs_key
+from cep.state import _NEVER, WATCH_ALL, CState, NFAState, cs_key
 
 
 class Expiry(Emit):
@@ -76,6 +76,7 @@ class Expiry(Emit):
             potential.sort(key=cs_key)
             new_partial = self._skip_matches(state, potential, new_partial, result)
         state.partial = new_partial
+        state.watch = WATCH_ALL
         state.deadline = self._sorted_deadline(new_partial)
         return timeouts, result
 

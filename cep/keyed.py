@@ -15,8 +15,9 @@ key's ``next_deadline`` in a heap and, on a clock tick, advances only the keys t
 The results are exactly those of the engine's own ``process``/``advance_time`` on the same
 states (the states are the engine's, ``runner.states[key]``, serialisable as usual). For an
 ``NFA``, an event that no run of its key reacts to is answered by the runner itself (the
-engine's quick check, nothing allocated), and the deadline heap is touched only when an event
-changed the key's state.
+engine's quick check over the state's ``watch``, nothing allocated), and the deadline heap is
+touched only when an event changed the key's state. A plain chain pattern (:mod:`cep.chain`)
+takes its events and expiry through a step built for that shape, with the same results.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, MutableMapping, Sequence
 from typing import Any
 
+from cep.chain import ChainProcess, chain_tables
 from cep.deadlines import DeadlineHeap
 from cep.nfa import NFA
 from cep.patternset import PatternSet
+from cep.state import WATCH_ALL, _always
 
 _INF = float("inf")
 _NOTHING: tuple[()] = ()
@@ -54,21 +57,33 @@ class KeyedRunner:
         self._deadlines = DeadlineHeap()
         if isinstance(engine, NFA):
             self.process: Callable[[Hashable, Any, int], Sequence[Any]] = self._nfa_process()
+            rows = chain_tables(engine)
+            #: the plain-chain step (``cep.chain``) when the pattern is one, else None
+            self._chain: ChainProcess | None = None
+            if rows is not None:
+                chain = ChainProcess(engine, rows, self.states, self._deadlines, self.process)
+                self.process = chain.process
+                self._chain = chain
+                self.advance_time = chain.advance_time  # type: ignore[method-assign]
         else:
+            self._chain = None
             self.process = self._set_process()
         for key in list(self.states):
             self.reschedule(key)
 
     # -- per event ---------------------------------------------------------------------------
     def _nfa_process(self) -> Callable[[Hashable, Any, int], Sequence[Any]]:
-        """``process`` for an ``NFA``: ``NFA.process``'s quick check inline; the deadline heap
-        is looked at only after an event that changed the state."""
+        """``process`` for an ``NFA``: ``NFA.process``'s quick check over the state's watch
+        (the distinct conditions its runs wait on); the deadline heap is looked at only after
+        an event that changed the state. A plain chain (``cep.chain``) takes its events
+        through ``chain_step``."""
         nfa = self.engine
         assert isinstance(nfa, NFA)
         states = self.states
         get = states.get
         new = nfa.new_state
-        quick = nfa._quick
+        watch_of = nfa._watch
+        watch_cache = nfa._watch_cache
         step = nfa._process
         full = nfa.process
         first_take = nfa._first_take is not None
@@ -82,30 +97,34 @@ class KeyedRunner:
             if st is None:
                 st = states[key] = new()
             if ts < st.deadline:
-                # ``NFA.process`` with no time to advance: if every run is fast and ignores
-                # the event, nothing changes (and the key's deadline stays as scheduled)
-                last = None  # key of the last condition found false
-                for cs in st.partial:
-                    ck, fn = quick[cs[0]]
-                    if ck is None:
+                # ``NFA.process`` with no time to advance: if no run reacts to the event,
+                # nothing changes (and the key's deadline stays as scheduled)
+                w = st.watch
+                for fn in w:
+                    if fn(event):
                         break
-                    if ck != last:
-                        if fn(event):
-                            break
-                        last = ck
                 else:
                     return _NOTHING
-                if cs[5] is None and first_take and len(st.partial) == 1 and not st.completed:
+                if fn is _always:  # the watch is not known: from the runs
+                    w = st.watch = watch_of(st.partial)
+                    if w is not WATCH_ALL:
+                        for fn in w:
+                            if fn(event):
+                                break
+                        else:
+                            return _NOTHING
+                out = []
+                partial = st.partial
+                if fn is _always:
+                    step(st, event, ts, out, {})
+                elif (
+                    first_take and len(partial) == 1 and partial[0][5] is None and not st.completed
+                ):
                     # only the start run, and it takes the event: ``_process``'s result, built
                     # directly (as ``NFA.start_new`` does for a fresh state)
-                    take_start(st, cs, event, ts)
-                    out = []
+                    take_start(st, partial[0], event, ts)
                 else:
-                    cache: dict[int, bool] = {} if last is None else {last: False}
-                    if ck is not None:
-                        cache[ck] = True
-                    out = []
-                    step(st, event, ts, out, cache)
+                    step(st, event, ts, out, watch_cache(w, fn))
             else:
                 out = full(st, event, ts)
             # ``NFA.next_deadline`` (inf for None) into the heap, if it moved

@@ -94,6 +94,13 @@ class Tables:
         self._quick: list[tuple[int | None, Any]] = [
             (f[0], f[1]) if f is not None and f[2] else (None, None) for f in self.fast
         ]
+        # quick-check function (by id) -> the cache keys it answers: ``KeyedRunner`` checks
+        # the distinct functions of a key's runs (``NFA._watch``) and passes what it found to
+        # ``_process`` under these keys
+        self._fn_keys: dict[int, tuple[int, ...]] = {}
+        for key, fn in self._quick:
+            if key is not None and key not in self._fn_keys.get(id(fn), ()):
+                self._fn_keys[id(fn)] = (*self._fn_keys.get(id(fn), ()), key)
         # a fresh state taking an event in ``start_new``: (target, node, start run after), if
         # the start state's take is inlined, leads to a non-final state and the cap allows 1
         first_take = self.fast_take[self.start_index]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from cep.match import Match, Timeout
-from cep.state import _NEVER, CState, NFAState
+from cep.state import _NEVER, WATCH_ALL, CState, NFAState
 from cep.step import Step
 
 
@@ -61,6 +61,7 @@ class NFA(Step):
         st.events[0] = [event, timestamp, 1]
         st.seq = 1
         st.partial = partial = [(target, node, (1, 0), timestamp, timestamp, 0), start_after]
+        st.watch = WATCH_ALL
         st.deadline = self._sorted_deadline(partial)
         return st, out
 
@@ -79,7 +80,38 @@ class NFA(Step):
             (target, node, (*version, 0), timestamp, timestamp, seq),
             (si, None, (*version[:-1], version[-1] + 1), -1, -1, None),
         ]
+        state.watch = WATCH_ALL
         state.deadline = self._sorted_deadline(partial)
+
+    def _watch(self, partial: list[CState]) -> tuple[Any, ...]:
+        """The distinct quick-check functions of ``partial``'s runs, in run order: when none
+        holds for an event, no run reacts to it. ``(_always,)`` when a run has no quick check.
+        """
+        quick = self._quick
+        fns: list[Any] = []
+        seen: list[int] = []
+        for cs in partial:
+            fn = quick[cs[0]][1]
+            if fn is None:
+                return WATCH_ALL
+            if id(fn) not in seen:
+                seen.append(id(fn))
+                fns.append(fn)
+        return tuple(fns)
+
+    def _watch_cache(self, watch: tuple[Any, ...], fn: Any) -> dict[int, bool]:
+        """The per-event condition cache after checking ``watch`` up to ``fn``, which held:
+        the functions before it were false."""
+        fn_keys = self._fn_keys
+        cache: dict[int, bool] = {}
+        for f in watch:
+            if f is fn:
+                break
+            for k in fn_keys[id(f)]:
+                cache[k] = False
+        for k in fn_keys.get(id(fn), ()):
+            cache[k] = True
+        return cache
 
     def next_deadline(self, state: NFAState) -> float | None:
         """Earliest time at which ``advance_time`` can emit for this state, or None."""

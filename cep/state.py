@@ -28,12 +28,23 @@ def cs_key(cs: CState) -> tuple[float, float]:
 _EMPTY: tuple[Any, ...] = ()
 
 
+def _always(event: Any) -> bool:
+    """The condition of ``WATCH_ALL``: holds for every event."""
+    return True
+
+
+#: ``NFAState.watch`` when not known (or when a run has no quick check): every event may
+#: change the state, so the caller looks at the runs themselves
+WATCH_ALL: tuple[Any, ...] = (_always,)
+
+
 class NFAState(SharedBuffer):
     """The per-key value passed to and returned from the NFA; mutated in place.
 
     It is its own shared buffer (``nodes``/``events``). Rarely used parts (held-back matches,
     kept timeouts, the event-time buffer) start as a shared empty tuple and become lists when
-    first written, which keeps an idle key small (a million keys fit in memory).
+    first written, which keeps an idle key small (a million keys fit in memory). Code that
+    replaces ``partial`` sets ``watch`` to ``WATCH_ALL``.
     """
 
     __slots__ = (
@@ -47,6 +58,7 @@ class NFAState(SharedBuffer):
         "partial",
         "pending_timeouts",
         "seq",
+        "watch",
         "watermark",
     )
 
@@ -65,6 +77,9 @@ class NFAState(SharedBuffer):
         self.arrivals = 0
         self.watermark: float = -_NEVER
         self.max_ts: float = -_NEVER
+        # the distinct quick-check conditions of ``partial`` (``NFA._watch``), kept by
+        # ``KeyedRunner``; ``WATCH_ALL`` = not known. Not serialised; reset with ``partial``.
+        self.watch: tuple[Any, ...] = WATCH_ALL
 
     @property
     def partial_match_count(self) -> int:

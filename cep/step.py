@@ -19,7 +19,7 @@ from cep.buffer import NodeId, SharedBuffer, Version
 from cep.expiry import Expiry
 from cep.graph import IGNORE, PROCEED
 from cep.match import ConditionContext, Match
-from cep.state import CState, NFAState, cs_key
+from cep.state import WATCH_ALL, CState, NFAState, cs_key
 
 
 def _increase(v: Version, n: int) -> Version:
@@ -169,6 +169,7 @@ class Step(Expiry):
         if len(new_partial) + len(state.completed) > self.max_partial_matches + 1:
             self._cap(state, new_partial)
         state.partial = new_partial
+        state.watch = WATCH_ALL
         state.deadline = self._sorted_deadline(new_partial)
 
     def _compute_next(
