@@ -4,8 +4,7 @@ A plain aiokafka consumer (group ``<app id>-ingest``) reads the source topics of
 rules; each poll is routed by :class:`agents.ingest.Ingest` into one message per keyed-topic
 partition plus dead letters, produced, and only then are the source offsets committed (at
 least once: a crash re-sends the poll, and detect skips the source offsets it already applied).
-Polls are pipelined (up to ``MAX_INFLIGHT`` in flight) and committed in order, at most every
-``COMMIT_INTERVAL`` seconds (a crash re-reads a little more; detect skips it).
+Polls are pipelined (up to ``MAX_INFLIGHT`` in flight) and committed in order.
 Faust's per-message machinery is paid once per partition and poll, not once per event.
 
 The subscription follows the rules: when a rule with a new source topic is applied the
@@ -43,10 +42,6 @@ log = logging.getLogger("kairos.ingest")
 
 #: Polls produced but not yet acknowledged before the ingest waits for the oldest.
 MAX_INFLIGHT = 4
-#: Seconds between two commits of the source offsets whose polls Kafka acknowledged. A commit
-#: per poll was one OffsetCommit request per poll: at low rates, one per event. A crash or a
-#: rebalance re-reads at most this much more, which detect skips (its progress record).
-COMMIT_INTERVAL = 0.5
 #: Broker long-poll (ms) while records flow. aiokafka keeps one fetch per broker in flight,
 #: for the partitions without buffered records: a partition whose records were just taken
 #: waits for that fetch, so this bounds the wait (the latency floor at low rates).
@@ -103,8 +98,6 @@ class IngestService:
         self._positions: dict[TopicPartition, int] = {}
         self._send_lock = asyncio.Lock()
         self._inflight: deque[tuple[asyncio.Future[Any], dict[TopicPartition, int]]] = deque()
-        self._ready: dict[TopicPartition, int] = {}  # acknowledged, not committed yet
-        self._committed_at = 0.0  # monotonic
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(
@@ -233,20 +226,16 @@ class IngestService:
 
         Polls are pipelined: the next poll is routed while the previous one is in flight
         (at most ``MAX_INFLIGHT``); offsets are committed only once every record of their
-        poll (and of every earlier poll) is acknowledged: at least once. Commits happen at
-        most every ``COMMIT_INTERVAL`` seconds, and always with ``wait`` (stopping).
+        poll (and of every earlier poll) is acknowledged: at least once.
         """
         assert self.consumer is not None
-        ready = self._ready
+        ready: dict[TopicPartition, int] = {}
         inflight = self._inflight
         while inflight and (wait or inflight[0][0].done() or len(inflight) > MAX_INFLIGHT):
             sends, offsets = inflight.popleft()
             await sends  # raises when a record could not be delivered
             ready.update(offsets)
-        now = time.monotonic()
-        if ready and (wait or now - self._committed_at >= COMMIT_INTERVAL):
-            self._ready = {}
-            self._committed_at = now
+        if ready:
             await self._commit(ready)
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:

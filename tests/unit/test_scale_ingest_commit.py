@@ -50,36 +50,3 @@ async def test_a_commit_refused_after_a_rebalance_does_not_stop_the_ingest() -> 
         {A: 10, B: 7}
     )  # logged, not raised: the next owner re-reads from the last commit
     assert svc._positions == {}
-
-
-class Done:
-    """An acknowledged poll's sends."""
-
-    def done(self) -> bool:
-        return True
-
-    def __await__(self) -> Any:
-        return iter(())
-
-
-async def test_acknowledged_polls_are_committed_at_most_every_interval(monkeypatch: Any) -> None:
-    import agents.ingest_service as ingest_service
-
-    clock = [100.0]
-    monkeypatch.setattr(ingest_service.time, "monotonic", lambda: clock[0])
-    consumer = FakeConsumer({A, B})
-    svc = service(consumer)
-    svc._inflight.append((Done(), {A: 3}))  # type: ignore[arg-type]
-    await svc._commit_done()
-    assert consumer.commits == [{A: 3}]  # the first one at once
-    svc._inflight.append((Done(), {A: 5}))  # type: ignore[arg-type]
-    svc._inflight.append((Done(), {B: 2}))  # type: ignore[arg-type]
-    clock[0] += ingest_service.COMMIT_INTERVAL / 2
-    await svc._commit_done()
-    assert consumer.commits == [{A: 3}]  # acknowledged, held until the interval passed
-    clock[0] += ingest_service.COMMIT_INTERVAL / 2
-    await svc._commit_done()
-    assert consumer.commits == [{A: 3}, {A: 5, B: 2}]
-    svc._inflight.append((Done(), {B: 4}))  # type: ignore[arg-type]
-    await svc._commit_done(wait=True)  # stopping: at once
-    assert consumer.commits == [{A: 3}, {A: 5, B: 2}, {B: 4}]
