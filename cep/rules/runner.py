@@ -196,14 +196,9 @@ class RuleRunner:
         the state is idle (nothing but the start run: no partial match, nothing held back,
         pending or buffered; it behaves exactly like a fresh state), else
         ``(state_to_bytes(name, state), state.partial_match_count)``."""
-        partial = state.partial
-        if len(partial) == 1 and partial[0][5] is None:  # the start run alone
-            count = len(state.completed)
-            if not count and not state.pending_timeouts and not state.early:
-                return None, 0
-        else:
-            count = state.partial_match_count
-        return self.state_to_bytes(name, state), count
+        if state.is_idle:
+            return None, 0
+        return self.state_to_bytes(name, state), state.partial_match_count
 
     def state_from_bytes(self, name: str, blob: bytes | None) -> NFAState:
         """State from :meth:`state_to_bytes`; a blob of another version (or none) gives fresh state."""
