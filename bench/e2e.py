@@ -45,6 +45,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench import common
 from bench.common import (
     LATENCY_RULE,
     ROOT,
@@ -329,7 +330,12 @@ def latency_runs(
             if profile_dir is not None:
                 profile_dir.mkdir(parents=True, exist_ok=True)
                 spy = start_py_spy(worker.proc.pid, profile_dir / f"lat-{rate}.txt")
+            cpu0 = cpu_seconds(worker.proc.pid)
             results[rate] = summary(asyncio.run(paced_stream(bootstrap, src, out, rate, seconds)))
+            # the worker's CPU per event sent (until its last alert: idle ticks included)
+            results[rate]["worker_cpu_us_per_event"] = round(
+                (cpu_seconds(worker.proc.pid) - cpu0) / int(rate * seconds) * 1e6, 1
+            )
             after = worker.histograms()
             if spy is not None and profile_dir is not None:
                 spy.send_signal(signal.SIGINT)
@@ -395,7 +401,15 @@ def main() -> int:
         "DIR/lat-RATE.txt) and report where its CPU goes per rate",
     )
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument(
+        "--producer-slot-ms",
+        type=float,
+        default=common.PRODUCER_SLOT_MS,
+        help="the paced producer sends what is due at most once per this many ms "
+        "(0: a wake-up per event, as before 2026-11-26)",
+    )
     args = parser.parse_args()
+    common.PRODUCER_SLOT_MS = args.producer_slot_ms
     rates = [int(r) for r in args.rates.split(",") if r]
     variants = {"this tree": ROOT}
     for path in args.compare:

@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench import looplag
+from bench import common, looplag
 from bench.common import (
     LATENCY_RULE,
     ROOT,
@@ -249,6 +249,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each kind")
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument(
+        "--producer-slot-ms",
+        type=float,
+        default=common.PRODUCER_SLOT_MS,
+        help="the paced producer sends what is due at most once per this many ms "
+        "(0: a wake-up per event, as before 2026-11-26)",
+    )
+    parser.add_argument(
         "--root", type=Path, default=ROOT, help="source tree of the worker (default: this one)"
     )
     parser.add_argument(
@@ -258,6 +265,7 @@ def main() -> int:
         help="time the worker's event-loop callbacks (bench.looplag); files go to DIR",
     )
     args = parser.parse_args()
+    common.PRODUCER_SLOT_MS = args.producer_slot_ms
 
     cluster = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
