@@ -275,6 +275,7 @@ class Detector:
         # partition's wall clock, the sources' last-event times and the rule's sources stay
         live_sources: dict[str, list[str] | None] = {}
         process = runner.process
+        relevance = runner.relevance
         every = self.YIELD_EVERY
         countdown = every
         for item in batch.context:
@@ -308,13 +309,7 @@ class Detector:
                 live_sources.clear()
             if not outcome.oldest_ingest_ms or ingest_ms < outcome.oldest_ingest_ms:
                 outcome.oldest_ingest_ms = ingest_ms
-            working = cache.get(key)
-            if working is None:
-                working = self._working(part, key)
-                cache = part.cache  # a full cache starts again
-            touched[key] = working
-            context = working.stored.context
-            live_states = working.live
+            working: Any = None
             for name, ts, eid, seen in routes:
                 rule = rules.get(name)
                 if rule is None:
@@ -347,6 +342,23 @@ class Detector:
                         )
                         wm = base - rule.max_out_of_orderness
                 rule_events[name] = rule_events.get(name, 0) + 1
+                relevant = relevance.get(name)
+                if relevant is not None and not relevant(event):
+                    # it changes no state of the rule (cep.lookup.Tables.event_guards): only
+                    # whether it is late is left to tell; the key's state is not even loaded
+                    if ts < wm and rule.time is not None:
+                        late = runner.late(name, key, event, ts, wm, eid)
+                        if late is not None:
+                            outcome.detections.append(late)
+                    continue
+                if working is None:
+                    working = cache.get(key)
+                    if working is None:
+                        working = self._working(part, key)
+                        cache = part.cache  # a full cache starts again
+                    touched[key] = working
+                    context = working.stored.context
+                    live_states = working.live
                 state = live_states.get(name)  # _state's common case, inlined
                 if state is not None and state[0] == rule.version:
                     state = state[1]

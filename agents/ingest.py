@@ -12,6 +12,16 @@ DLQ policy: a record is dead-lettered when it is not UTF-8, not JSON, not a JSON
 when no rule can use it although some rule reads its topic (each rule reported a missing or
 invalid key/time field). A record one rule can use and another cannot is routed to the first
 only: rules reading a shared topic often need different fields.
+
+Events a rule cannot use stay here. An event that matches none of a rule's stage guards
+changes no state of the rule (``RuleRunner.relevance``); what is left to tell of it is whether
+it is late. A processing-time rule has no late events, and an event-time one can only find an
+event late that is more than ``max_out_of_orderness`` behind the max event time its source
+partition had reached (the keyed partition's watermark for the rule is at most that max minus
+the bound, once the event's source counts again). So such an event is routed to the rule only
+when it is that far behind; otherwise it is only counted (:attr:`IngestResult.kept_back`) and
+its time still moves the rule's max event time (the ticks carry it). The keyed topic carries
+what can still matter: most of a firehose never leaves the ingest.
 """
 
 from __future__ import annotations
@@ -59,6 +69,9 @@ class IngestResult:
     context: int = 0
     ignored: int = 0
     by_topic: dict[str, int] = field(default_factory=dict)
+    #: rule -> events of the rule's topics that it cannot use and that cannot be late for it:
+    #: counted here, not sent to detect (see the module's docstring)
+    kept_back: dict[str, int] = field(default_factory=dict)
 
 
 class Ingest:
@@ -72,6 +85,15 @@ class Ingest:
         # source partition -> wall ms of the last poll that routed an event from it
         self.src_last: dict[str, int] = {}
         self._source_names: dict[tuple[str, int], str] = {}  # (topic, partition) -> "topic:p"
+        self._bounds_of: Any = None
+        self._bounds_ms: dict[str, int] = {}
+
+    def _bounds(self, runner: Any) -> dict[str, int]:
+        """Each rule's ``max_out_of_orderness`` (ms), for the rules of ``runner``."""
+        if self._bounds_of is not runner:
+            self._bounds_of = runner
+            self._bounds_ms = {r.name: r.max_out_of_orderness for r in runner.rules}
+        return self._bounds_ms
 
     def route_poll(
         self,
@@ -88,6 +110,9 @@ class Ingest:
         context_topics = set(runner.context_topics())
         event_topics = set(runner.topics())
         route_report = runner.route_report
+        relevance = runner.relevance
+        bounds = self._bounds(runner)
+        kept_back = out.kept_back
         src_last = self.src_last
         names = self._source_names
         out.by_topic = dict(Counter([r[0] for r in records]))
@@ -138,7 +163,11 @@ class Ingest:
                     first_key: str | None = None
                     first: list[list[Any]] = []
                     for name, key, ts, eid in routes:
+                        relevant = relevance.get(name)
                         if ts is None:
+                            if relevant is not None and not relevant(event):
+                                kept_back[name] = kept_back.get(name, 0) + 1
+                                continue
                             entry = [name, None, eid, None]
                         else:
                             per_src = max_ts.get(name)
@@ -147,6 +176,13 @@ class Ingest:
                             seen = per_src.get(source)
                             if seen is None or ts > seen:
                                 per_src[source] = seen = ts
+                            if (
+                                relevant is not None
+                                and ts >= seen - bounds[name]
+                                and not relevant(event)
+                            ):
+                                kept_back[name] = kept_back.get(name, 0) + 1
+                                continue
                             entry = [name, ts, eid, seen]
                         key = key if type(key) is str else str(key)
                         if first_key is None or key == first_key:
@@ -156,6 +192,9 @@ class Ingest:
                             if by_key is None:
                                 by_key = {first_key: first}
                             by_key.setdefault(key, []).append(entry)
+                    if first_key is None:  # no rule can use it, and it cannot be late
+                        out.events += 1
+                        continue
                     for key, rule_routes in by_key.items() if by_key else ((first_key, first),):
                         p = partition_of[key]  # type: ignore[index]
                         builder = batches.get(p)

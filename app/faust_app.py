@@ -356,6 +356,8 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
             reasons[dead.reason] += 1
         for reason, count in reasons.items():
             METRICS.dlq(reason, count)
+        for rule, count in result.kept_back.items():
+            runtime.counts[rule]["events"] += count  # the ones detect never sees
 
     ingest = IngestService(settings, book, keyed.get_topic_name(), on_poll=on_poll)
 

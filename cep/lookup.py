@@ -118,6 +118,7 @@ class Tables:
             )
         self.stage_names = list(dict.fromkeys(s.stage for s in self.graph))
         self.start_guards = self._start_guards()
+        self.event_guards = self._event_guards()
         self._waiting_for = [self._waiting_for_stages(i) for i in range(len(self.graph))]
 
     def _cond_key(self, cond: Any) -> int:
@@ -152,6 +153,109 @@ class Tables:
                         return None
                     found |= g
         return frozenset(found)
+
+    def _event_guards(self) -> frozenset[tuple[str, Any]] | None:
+        """(field, value) pairs of which an event must match one to change any state of this
+        pattern, idle or not; None when an event matching none may still change one.
+
+        An event that matches none of them fails every ``TAKE`` and ``PROCEED`` condition of
+        every state a run can wait in, and a run waiting in such a state keeps itself through a
+        self ``IGNORE`` that then holds (relaxed contiguity): the runs, the shared buffer, the
+        versions and the lock counts stay as they were (see :mod:`cep.step`). Only time moves,
+        and time moves the same with or without the event (the expiry of a run does not depend
+        on which events advanced the clock past its deadline). A state with strict contiguity
+        (no self ``IGNORE``), an unguarded condition, or an ``IGNORE`` to another state makes
+        every event matter: None.
+        """
+        waiting = [s for s in self.graph if not (s.is_final or s.is_stop)]
+        found: set[tuple[str, Any]] = set()
+        for s in waiting:
+            for t in s.transitions:
+                if t.action != IGNORE:
+                    g = c.guards(t.cond)
+                    if g is None:
+                        return None
+                    found |= g
+        for s in waiting:
+            kept = s.is_start  # the start run is re-created whatever the event
+            for t in s.transitions:
+                if t.action != IGNORE:
+                    continue
+                if t.target is s:
+                    kept = kept or _holds_unless(t.cond, found)
+                elif not _fails_unless(t.cond, found):
+                    return None
+            if not kept:
+                return None
+        if self._time_steps_matter():
+            return None
+        return frozenset(found)
+
+    def _time_steps_matter(self) -> bool:
+        """Whether moving time to ``t1`` and then to ``t2`` can end otherwise than moving it
+        to ``t2`` at once: an event left out takes the first step away (``process`` moves
+        time to the event's timestamp first).
+
+        One step expires runs in the order they started; two expire them in the order of
+        their deadlines. With a stage window (``within`` between previous and current event)
+        these differ, and so does the order of timeouts and absence matches. Under a skip
+        strategy, a match completed when time moves (an absence, or one held back until an
+        earlier run expired) prunes the runs started up to its pruning point: a step between
+        its deadline and theirs prunes them, one step past both times them out first. Neither
+        happens when every match is one event, nor in a chain of one-event stages with simple
+        conditions and no trailing absence: there no match completes when time moves, and none
+        is held back (with time not going back, a run that started earlier is never at an
+        earlier stage than one that started later).
+        """
+        if not self.has_windows:
+            return False
+        if self.window_times:
+            return True
+        if not self.skip.is_skip_strategy:
+            return False
+        return not (self._one_event_matches() or self._plain_chain())
+
+    def _one_event_matches(self) -> bool:
+        """Only the start state takes events (a match is one event)."""
+        for s in self.graph:
+            if s.is_final or s.is_stop:
+                continue
+            for t in s.transitions:
+                if t.action == TAKE and not s.is_start:
+                    return False
+                if t.action == PROCEED and not t.target.is_stop:
+                    return False
+        return True
+
+    def _plain_chain(self) -> bool:
+        """Every state a run waits in takes one simple condition into another state, ignores
+        what fails it (relaxed contiguity) and may only be stopped by a simple NOT condition.
+        A trailing absence (``Pending`` state) only after two stages no event can both start
+        and end: a run that started within such a match (after its first event, up to its
+        second) took its second event too, so it is pending as well, never timed out."""
+        takes: list[Any] = []
+        pending = False
+        for s in self.graph:
+            if s.is_final or s.is_stop:
+                continue
+            if s.is_pending:
+                pending = True
+                continue
+            take = [t for t in s.transitions if t.action == TAKE]
+            if len(take) != 1 or take[0].target is s or not take[0].cond.is_simple:
+                return False
+            cond = take[0].cond
+            takes.append(cond)
+            for t in s.transitions:
+                if t.action == PROCEED and not (t.target.is_stop and t.cond.is_simple):
+                    return False
+                if t.action == IGNORE and not (
+                    t.target is s and t.cond.op == "not" and t.cond.args[0] is cond
+                ):
+                    return False
+        if pending:
+            return len(takes) == 2 and _disjoint(c.guards(takes[0]), c.guards(takes[1]))
+        return True
 
     def _fast_spec(self, i: int) -> tuple[int, Any, bool] | None:
         s = self.graph[i]
@@ -201,3 +305,29 @@ class Tables:
                     if stage not in found:
                         found.append(stage)
         return found
+
+
+def _disjoint(a: set[tuple[str, Any]] | None, b: set[tuple[str, Any]] | None) -> bool:
+    """No event matches a guard of ``a`` and one of ``b`` (same field, other values)."""
+    if a is None or b is None:
+        return False
+    return all(fa == fb and va != vb for fa, va in a for fb, vb in b)
+
+
+def _fails_unless(cond: Any, guards: set[tuple[str, Any]]) -> bool:
+    """``cond`` is false for every event that matches none of ``guards``."""
+    g = c.guards(cond)
+    return g is not None and g <= guards
+
+
+def _holds_unless(cond: Any, guards: set[tuple[str, Any]]) -> bool:
+    """``cond`` is true for every event that matches none of ``guards``."""
+    if cond.op == "true":
+        return True
+    if cond.op == "not":
+        return _fails_unless(cond.args[0], guards)
+    if cond.op == "and":
+        return _holds_unless(cond.args[0], guards) and _holds_unless(cond.args[1], guards)
+    if cond.op == "or":
+        return _holds_unless(cond.args[0], guards) or _holds_unless(cond.args[1], guards)
+    return False

@@ -59,6 +59,11 @@ class RuleRunner:
     def __init__(self, rules: Iterable[Rule]) -> None:
         self._rules: dict[str, _Compiled] = {}
         self._by_topic: dict[str, list[_Compiled]] = {}
+        #: rule -> ``relevant(event)``, false for an event that cannot change any state of the
+        #: rule (it matches no stage's guard: see ``cep.lookup.Tables.event_guards``); None
+        #: when every event may. Such an event only moves time, and can only be late: a caller
+        #: may skip :meth:`process` for it (after :meth:`late`).
+        self.relevance: dict[str, Callable[[dict[str, Any]], bool] | None] = {}
         for rule in rules:
             if rule.name in self._rules:
                 raise RuleError(f"two rules are named {rule.name!r}; rule names are unique")
@@ -81,6 +86,7 @@ class RuleRunner:
                 StateEncoder(nfa),
             )
             self._rules[rule.name] = c
+            self.relevance[rule.name] = _relevance(nfa.event_guards)
             for topic in rule.source:
                 self._by_topic.setdefault(topic, []).append(c)
         self.stale_states = 0  # state blobs of another rule version, replaced by fresh state
@@ -260,15 +266,7 @@ class RuleRunner:
         ``eid`` names the event when the rule has no ``id`` field (default: a content hash).
         """
         c = self._rules.get(name) or self._get(name)
-        id_field = c.id_field
-        own = event.get(id_field, _MISSING) if id_field is not None else c.extract.id(event)
-        if own is None or own is _MISSING:
-            if eid is None:
-                eid = content_id(event)
-            stored = {**event, RESERVED_ID: eid}
-        else:
-            stored = event
-            eid = own
+        stored, eid = self._identified(c, event, eid)
         if watermark is not None and ts < watermark and c.event_time:
             return [self._late(c, key, eid, ts, watermark)]
         c.env.bind(key, context)
@@ -279,6 +277,29 @@ class RuleRunner:
         if late:
             found.append(self._late(c, key, eid, ts, state.watermark))
         return found
+
+    def late(
+        self, name: str, key: Any, event: dict[str, Any], ts: int, watermark: int, eid: Any = None
+    ) -> Detection | None:
+        """The late detection :meth:`process` returns for an event time ``ts`` behind
+        ``watermark``, without a state (None when the event is not late, or the rule runs
+        in processing time)."""
+        c = self._rules.get(name) or self._get(name)
+        if ts >= watermark or not c.event_time:
+            return None
+        return self._late(c, key, self._identified(c, event, eid)[1], ts, watermark)
+
+    @staticmethod
+    def _identified(c: _Compiled, event: dict[str, Any], eid: Any) -> tuple[dict[str, Any], Any]:
+        """The event as the engine stores it (with its content id when it has no own id),
+        and its id."""
+        id_field = c.id_field
+        own = event.get(id_field, _MISSING) if id_field is not None else c.extract.id(event)
+        if own is None or own is _MISSING:
+            if eid is None:
+                eid = content_id(event)
+            return {**event, RESERVED_ID: eid}, eid
+        return event, own
 
     def advance(
         self,
@@ -386,3 +407,33 @@ def _int(value: Any) -> int | None:
     if value is None or value in (float("inf"), float("-inf")):
         return None
     return int(value)
+
+
+def _relevance(
+    guards: frozenset[tuple[str, Any]] | None,
+) -> Callable[[dict[str, Any]], bool] | None:
+    """``relevant(event)``: the event matches one of ``guards`` (stage guards are
+    ``event.F == 'string'``, compared as the conditions compare them); None for None."""
+    if guards is None:
+        return None
+    by_field: dict[str, frozenset[Any]] = {}
+    for field, value in guards:
+        by_field[field] = by_field.get(field, frozenset()) | {value}
+    if len(by_field) == 1:
+        ((field, values),) = by_field.items()
+
+        def relevant(event: dict[str, Any]) -> bool:
+            v = event.get(field)
+            return type(v) is str and v in values
+
+        return relevant
+    pairs = tuple(by_field.items())
+
+    def relevant_any(event: dict[str, Any]) -> bool:
+        for field, values in pairs:
+            v = event.get(field)
+            if type(v) is str and v in values:
+                return True
+        return False
+
+    return relevant_any

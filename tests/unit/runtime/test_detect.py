@@ -462,7 +462,8 @@ def test_watermarks_inside_one_batch_follow_every_source_and_idle_change(
         src_last[source] = ingest_ms
         src_max[source] = max(src_max.get(source, seen), seen)
         expected[f"e{i}"] = _reference_watermark(src_max, src_last, now, idle_ms, 1_000, caught)
-        event = {"id": f"e{i}", "user": "u1", "type": "C", "ts": ts}
+        # type A: an event the rule can use (others do not reach ``process``)
+        event = {"id": f"e{i}", "user": "u1", "type": "A", "ts": ts}
         builder.add_event(
             "u1", source, i, ingest_ms, [["a-then-b", ts, f"e{i}", seen]], orjson.dumps(event)
         )
@@ -517,7 +518,7 @@ def test_a_flush_serialises_only_the_rules_that_changed() -> None:
         return original(name, state)
 
     runner.state_to_bytes = spy  # type: ignore[method-assign]
-    det.handle(p, message(2, ["a-then-b"], "C"))
+    det.handle(p, message(2, ["a-then-b"], "A"))  # a second run (a C would change nothing)
     writes = det.flush(p)
     assert serialised == ["a-then-b"]
     apply(table, writes)
