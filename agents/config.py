@@ -23,6 +23,7 @@ class RuntimeConfig(Protocol):
     rules_dir: str | None
     dlq_topic: str
     ingest_batch_max: int
+    ingest_linger_ms: int  # ms the broker may hold the ingest's fetch while records flow
     tick_interval: float
     watermark_interval: float  # seconds; 0: watermarks only with the ticks
     session_timeout: float  # seconds: consumer-group session timeout (failover time)

@@ -46,6 +46,9 @@ MAX_INFLIGHT = 4
 #: for the partitions without buffered records: a partition whose records were just taken
 #: waits for that fetch, so this bounds the wait (the latency floor at low rates).
 FETCH_WAIT_BUSY_MS = 5
+#: ``fetch_min_bytes`` while records flow and the ingest lingers (``KAIROS_INGEST_LINGER_MS``):
+#: more than a fetch ever carries, so the broker holds each fetch for the linger time.
+LINGER_MIN_BYTES = 1 << 20
 #: Broker long-poll (ms) once no record arrived for ``IDLE_AFTER`` seconds. Then every
 #: partition is in the fetch in flight and the broker answers as soon as a record arrives,
 #: so the idle ingest sends a tenth of the fetch requests (each costs the worker CPU)
@@ -148,6 +151,7 @@ class IngestService:
             **settings.kafka_client_kwargs(),
         )
         await self.consumer.start()
+        self._set_fetch_wait(busy=True)
         generation = -1
         last_record = time.monotonic()
         idle = False
@@ -165,19 +169,32 @@ class IngestService:
                 last_record = time.monotonic()
                 if idle:
                     idle = False
-                    self._set_fetch_wait(FETCH_WAIT_BUSY_MS)
+                    self._set_fetch_wait(busy=True)
                 await self._process(polled)
             elif not idle and time.monotonic() - last_record >= IDLE_AFTER:
                 idle = True
-                self._set_fetch_wait(FETCH_WAIT_IDLE_MS)
+                self._set_fetch_wait(busy=False)
             await self._commit_done()
 
-    def _set_fetch_wait(self, ms: int) -> None:
-        """Change the broker long-poll of the next fetches (aiokafka reads the fetcher's
-        ``_fetch_max_wait_ms`` for every fetch request it builds)."""
+    def _set_fetch_wait(self, busy: bool) -> None:
+        """Set the broker long-poll of the next fetches (aiokafka reads the fetcher's
+        ``_fetch_max_wait_ms`` and ``_fetch_min_bytes`` for every fetch request it builds).
+
+        Idle: answer at the first record, or after ``FETCH_WAIT_IDLE_MS``. Busy: after
+        ``FETCH_WAIT_BUSY_MS`` at most; with a linger (``KAIROS_INGEST_LINGER_MS``) the broker
+        holds every fetch that long, gathering the records of that time into one poll (Kafka's
+        ``fetch.min.bytes`` with ``fetch.max.wait.ms``): fewer polls, keyed messages and
+        produce requests per event, for up to that much latency."""
         fetcher = getattr(self.consumer, "_fetcher", None)
-        if fetcher is not None and hasattr(fetcher, "_fetch_max_wait_ms"):
-            fetcher._fetch_max_wait_ms = ms
+        if fetcher is None or not hasattr(fetcher, "_fetch_max_wait_ms"):
+            return
+        linger = self.settings.ingest_linger_ms
+        if not busy:
+            fetcher._fetch_max_wait_ms, fetcher._fetch_min_bytes = FETCH_WAIT_IDLE_MS, 1
+        elif linger:
+            fetcher._fetch_max_wait_ms, fetcher._fetch_min_bytes = linger, LINGER_MIN_BYTES
+        else:
+            fetcher._fetch_max_wait_ms, fetcher._fetch_min_bytes = FETCH_WAIT_BUSY_MS, 1
 
     async def _process(self, polled: dict[TopicPartition, list]) -> None:
         assert self.producer is not None and self.consumer is not None

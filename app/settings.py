@@ -187,6 +187,14 @@ class Settings:
         2000,
         "Most events the ingest reads per poll (each poll becomes one message per partition).",
     )
+    ingest_linger_ms: int = _env(
+        "KAIROS_INGEST_LINGER_MS",
+        0,
+        "While records flow, let the broker hold each of the ingest's fetches this many ms to "
+        "gather more records into one poll (fetch.max.wait.ms with a large fetch.min.bytes): "
+        "fewer polls and keyed messages per event, for up to this much latency. 0: the broker "
+        "answers as soon as a record is there.",
+    )
     log_level: str = _env("KAIROS_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.")
     log_format: str = _env(
         "KAIROS_LOG_FORMAT", "json", "json (one object per line) or text (for a terminal)."
@@ -231,6 +239,10 @@ class Settings:
         ):
             if value < 1:
                 raise SettingsError(f"{env} must be >= 1, got {value}")
+        if self.ingest_linger_ms < 0:
+            raise SettingsError(
+                f"KAIROS_INGEST_LINGER_MS must be >= 0 (0: no linger), got {self.ingest_linger_ms}"
+            )
         if self.standby_replicas < 0:
             raise SettingsError(
                 f"KAIROS_STANDBY_REPLICAS must be >= 0, got {self.standby_replicas}"

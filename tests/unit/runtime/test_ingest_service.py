@@ -29,6 +29,7 @@ def settings() -> Any:
         partitions=4,
         dlq_topic="dlq",
         ingest_batch_max=100,
+        ingest_linger_ms=0,
         tick_interval=1.0,
         watermark_interval=0.2,
         session_timeout=10.0,
@@ -44,8 +45,11 @@ class FakeConsumer:
     service: IngestService | None = None
 
     def __init__(self, **kwargs: Any) -> None:
-        self._fetcher = SimpleNamespace(_fetch_max_wait_ms=kwargs["fetch_max_wait_ms"])
+        self._fetcher = SimpleNamespace(
+            _fetch_max_wait_ms=kwargs["fetch_max_wait_ms"], _fetch_min_bytes=1
+        )
         self.waits: list[int] = []
+        self.min_bytes: list[int] = []
         FakeConsumer.instance = self  # type: ignore[attr-defined]
 
     async def start(self) -> None:
@@ -65,6 +69,7 @@ class FakeConsumer:
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list]:
         self.waits.append(self._fetcher._fetch_max_wait_ms)
+        self.min_bytes.append(self._fetcher._fetch_min_bytes)
         if not FakeConsumer.polls:
             assert FakeConsumer.service is not None
             FakeConsumer.service._stopping = True
@@ -105,7 +110,35 @@ def test_long_poll_is_short_while_records_flow_and_long_once_idle(
     busy, idle = FETCH_WAIT_BUSY_MS, FETCH_WAIT_IDLE_MS
     # records, then an empty poll switches to the long poll; the next records switch back
     assert waits == [busy, busy, idle, idle, busy, busy, idle]
+    assert FakeConsumer.instance.min_bytes == [1] * 7  # type: ignore[attr-defined]
     assert producer.sent == 3  # one keyed message per poll with records
+
+
+def test_a_linger_holds_busy_fetches_and_never_idle_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """KAIROS_INGEST_LINGER_MS: while records flow the broker holds each fetch for the linger
+    (a min size no fetch reaches); once idle it answers at the first record again."""
+    monkeypatch.setattr(ingest_service, "AIOKafkaConsumer", FakeConsumer)
+    monkeypatch.setattr(ingest_service, "IDLE_AFTER", 0.0)
+    book = RuleBook()
+    assert book.apply("a-then-b", RULE).ok
+    config = settings()
+    config.ingest_linger_ms = 20
+    service = IngestService(config, book, "t-keyed")
+    service.producer = FakeProducer()  # type: ignore[assignment]
+    FakeConsumer.service = service
+    FakeConsumer.polls = [{TP: [record(0)]}, {}, {}, {TP: [record(1)]}, {}]
+    asyncio.run(service.run())
+    consumer = FakeConsumer.instance  # type: ignore[attr-defined]
+    held = ingest_service.LINGER_MIN_BYTES
+    idle = FETCH_WAIT_IDLE_MS
+    assert list(zip(consumer.waits, consumer.min_bytes, strict=True)) == [
+        (20, held),
+        (20, held),
+        (idle, 1),
+        (idle, 1),
+        (20, held),
+        (idle, 1),
+    ]
 
 
 def test_ticks_follow_the_watermark_interval_while_event_times_move() -> None:
