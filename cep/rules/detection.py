@@ -7,15 +7,18 @@ a consumer can drop the duplicate.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 
 #: Namespace of Kairos detection ids (uuid5 of a fixed URL).
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/kairos-cep/kairos/detections")
+#: SHA-1 state after the namespace's bytes: ``uuid5`` hashes them before the name.
+_ID_HASH = hashlib.sha1(ID_NAMESPACE.bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +43,7 @@ class Detection:
         canon = orjson.dumps(
             [self.rule, self.version, self.key, self.kind, self.stages], option=orjson.OPT_SORT_KEYS
         )
-        return str(uuid.uuid5(ID_NAMESPACE, canon.decode()))
+        return uuid5_text(canon)
 
     def to_dict(self) -> dict[str, Any]:
         """The backtest's output line."""
@@ -74,7 +77,41 @@ class Detection:
         return event
 
 
+def uuid5_text(name: bytes) -> str:
+    """``str(uuid.uuid5(ID_NAMESPACE, name.decode()))`` for UTF-8 ``name``, without the
+    :class:`uuid.UUID` object: the SHA-1 of the namespace and name, its first 16 bytes in
+    hex with the version (5) and the RFC 4122 variant set, dashed."""
+    h = _ID_HASH.copy()
+    h.update(name)
+    x = h.hexdigest()
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
+
+
+#: The 17th hex digit with the variant bits set (``10xx``): its two low bits kept.
+_VARIANT = {f"{i:x}": f"{8 | (i & 3):x}" for i in range(16)}
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_MS_END = 253_402_300_800_000  # 10000-01-01T00:00:00Z: 4-digit years below
+_day: tuple[int, str] = (-1, "")  # the last day formatted: (days since the epoch, "YYYY-MM-DD")
+_D2 = tuple(f"{i:02d}" for i in range(60))
+_D3 = tuple(f"{i:03d}" for i in range(1000))
+
+
 def rfc3339(ms: int) -> str:
     """Epoch millis -> RFC 3339 UTC with millisecond precision."""
+    global _day
+    if type(ms) is int and 0 <= ms < _MS_END:
+        # the same text as below, by arithmetic (UTC days are 86 400 s); the date of the
+        # last day asked is kept
+        secs, milli = divmod(ms, 1000)
+        days, secs = divmod(secs, 86_400)
+        day, text = _day
+        if day != days:
+            text = date.fromordinal(_EPOCH_ORDINAL + days).isoformat()
+            _day = (days, text)
+        hours, secs = divmod(secs, 3600)
+        minutes, secs = divmod(secs, 60)
+        return f"{text}T{_D2[hours]}:{_D2[minutes]}:{_D2[secs]}.{_D3[milli]}Z"
     dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"

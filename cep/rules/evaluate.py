@@ -6,6 +6,10 @@ gathered once and shared by every condition. Iterative conditions add ``stages``
 stages they name) per call. An evaluation error makes the
 condition false and is counted in :attr:`RuleEnv.errors` (with the last message), because one
 odd event must not stop a stream.
+
+An action's ``data`` made of plain reads only (``stages.s[0].f``, ``event.f``, ``context.f``,
+``key``, quoted strings) is read in Python when CEL would give back the very same values
+(:mod:`cep.rules.direct`); anything else, and every failing read, is evaluated in CEL.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import cel
 
 from .celexpr import CelExpr, FlatExpr, flatten, project, stage_fields
+from .direct import FALLBACK, DirectData
 from .model import Rule, Stage
 
 #: Key added to an event stored in the engine when its id comes from the caller.
@@ -177,6 +182,12 @@ class RuleEnv:
         plan = self._plans.get(id(compiled))
         if plan is None or plan.compiled is not compiled:
             plan = self._plans[id(compiled)] = _DataPlan(compiled, self.stage_names)
+        if plan.direct is not None:
+            # plain reads (stages.s[0].f, event.f, context.f, key, 'text') whose values CEL
+            # would give back unchanged: read in Python (see cep.rules.direct)
+            value = plan.direct.evaluate(stages, key, context, last)
+            if value is not FALLBACK:
+                return value, []
         # only what the expressions read is converted to CEL (the costly part): the stages
         # they name, projected to the fields read as ``stages.s[i].f``, and the variables used
         variables: dict[str, Any] = {}
@@ -217,9 +228,10 @@ class _DataPlan:
     """What the expressions of one ``data`` tree read, so :meth:`RuleEnv.data` converts only
     that. ``stages``: ``(stage, fields or None for whole events)`` pairs, None when no
     expression reads ``stages``; ``context`` / ``event``: the fields read (None: all of it,
-    False: not read); ``key``: whether ``key`` is read."""
+    False: not read); ``key``: whether ``key`` is read; ``direct``: the tree evaluated in
+    Python when every expression is a plain read (:mod:`cep.rules.direct`), else None."""
 
-    __slots__ = ("compiled", "context", "event", "key", "stages")
+    __slots__ = ("compiled", "context", "direct", "event", "key", "stages")
 
     def __init__(self, compiled: Any, stage_names: list[str]) -> None:
         self.compiled = compiled
@@ -253,6 +265,9 @@ class _DataPlan:
                 self.stages = [(n, None) for n in stage_names]
             else:
                 self.stages = [(n, per[n]) for n in stage_names if n in per]
+        self.direct = DirectData.build(
+            compiled, stage_names, _RESERVED, self.stages, self.context, self.event, self.key
+        )
 
     @staticmethod
     def _fields(exprs: list[CelExpr], var: str, used: set[str], bound: set[str]) -> Any:
