@@ -189,7 +189,7 @@ class Settings:
     )
     ingest_linger_ms: int = _env(
         "KAIROS_INGEST_LINGER_MS",
-        0,
+        10,
         "While records flow, let the broker hold each of the ingest's fetches this many ms to "
         "gather more records into one poll (fetch.max.wait.ms with a large fetch.min.bytes): "
         "fewer polls and keyed messages per event, for up to this much latency. 0: the broker "
