@@ -161,11 +161,13 @@ class Tables:
         An event that matches none of them fails every ``TAKE`` and ``PROCEED`` condition of
         every state a run can wait in, and a run waiting in such a state keeps itself through a
         self ``IGNORE`` that then holds (relaxed contiguity): the runs, the shared buffer, the
-        versions and the lock counts stay as they were (see :mod:`cep.step`). Only time moves,
-        and time moves the same with or without the event (the expiry of a run does not depend
-        on which events advanced the clock past its deadline). A state with strict contiguity
-        (no self ``IGNORE``), an unguarded condition, or an ``IGNORE`` to another state makes
-        every event matter: None.
+        versions and the lock counts stay as they were (see :mod:`cep.step`). Only time moves
+        to the event's timestamp; left out, the event must not change what time brings
+        either: None when expiring runs in two steps can end otherwise than in one
+        (:meth:`_time_steps_matter`). A state with strict contiguity (no self ``IGNORE``), an
+        unguarded condition, or an ``IGNORE`` to another state makes every event matter: None.
+        The caller's time must not go back: an event left out then would have expired runs
+        that a later event with an earlier timestamp still finds.
         """
         waiting = [s for s in self.graph if not (s.is_final or s.is_stop)]
         found: set[tuple[str, Any]] = set()
