@@ -15,10 +15,7 @@ Per partition it keeps:
   ``caught_ms``, that it has read it to the end. A partition whose ingest stopped or crashed is
   therefore never idle: its events wait until a worker reads it again instead of arriving
   late (Flink's sources mark themselves idle the same way). When all are idle the maximum is
-  used, so absences still fire when the stream pauses. The watermark never goes back: when an
-  idle source partition has events again, it holds the watermark only once it has caught up
-  with it, and its events behind it are late (Flink's watermark valve does the same). With
-  one source partition this is
+  used, so absences still fire when the stream pauses. With one source partition this is
   exactly the backtest's per-rule watermark; with several, a consumer that reads one
   partition ahead of another does not make the other's events late. Processing time: the
   ingest's wall clock, from events and ticks.
@@ -86,8 +83,6 @@ class _Partition:
     # source -> wall ms of the latest tick whose ingest had read that source to the end
     src_caught: dict[str, int] = field(default_factory=dict)
     now: int = 0
-    # rule -> the highest event-time watermark handed out: it never goes back
-    wm: dict[str, int] = field(default_factory=dict)
     rebuilt: bool = False
     dirty: dict[str, _Working] = field(default_factory=dict)  # touched since the last flush
     progress_dirty: bool = False
@@ -160,7 +155,6 @@ class Detector:
                 part.src_last = saved.get("last", {})
                 part.src_caught = saved.get("caught", {})
                 part.now = saved.get("now", 0)
-                part.wm = saved.get("wm", {})
         if not part.rebuilt:
             self._rebuild_deadlines(part)
         return part
@@ -272,7 +266,7 @@ class Detector:
     ) -> Iterator[None]:
         book, runner = self.book, self.book.runner
         rules = book.rules
-        hw, src_max, src_last, floors = part.hw, part.src_max, part.src_last, part.wm
+        hw, src_max, src_last = part.hw, part.src_max, part.src_last
         sources = batch.sources
         rule_events = outcome.rule_events
         last: dict[str, int] = {}
@@ -347,11 +341,6 @@ class Detector:
                             else min(map(per_src.__getitem__, live))
                         )
                         wm = base - rule.max_out_of_orderness
-                    floor = floors.get(name)  # the watermark never goes back
-                    if floor is None or wm > floor:
-                        floors[name] = wm
-                    elif wm < floor:
-                        wm = floor
                 rule_events[name] = rule_events.get(name, 0) + 1
                 relevant = relevance.get(name)
                 if relevant is not None and not relevant(event):
@@ -401,12 +390,7 @@ class Detector:
         if not per_src:
             return None
         live = self._live_sources(part, per_src)
-        wm = _watermark_base(per_src, live) - rule.max_out_of_orderness
-        floor = part.wm.get(name)
-        if floor is not None and wm <= floor:
-            return floor  # it never goes back (a source partition idle until now, as Flink)
-        part.wm[name] = wm
-        return wm
+        return _watermark_base(per_src, live) - rule.max_out_of_orderness
 
     def _live_sources(self, part: _Partition, per_src: dict[str, int]) -> list[str] | None:
         """The source partitions that hold a rule's watermark: all but the idle ones (no event
@@ -523,7 +507,6 @@ class Detector:
                     "last": part.src_last,
                     "caught": part.src_caught,
                     "now": part.now,
-                    "wm": part.wm,
                 }
             )
         return writes

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -315,11 +316,13 @@ def _msg(user: str, eid: str, type_: str, ts: int, source: str, seen: int, now: 
     return decode(b.encode())
 
 
-def test_a_left_out_event_changes_no_lateness_when_an_idle_source_comes_back() -> None:
-    """An event fed to its key's state raises the key's own watermark, one left out does not.
-    That could matter only if the rule's watermark went back (an idle source partition has
-    events again) and a later event fell between the two; the detector's watermark never
-    goes back, so the later event is late either way."""
+@pytest.mark.known_defect(
+    "the rule watermark can drop (an idle source partition has an event again); an event "
+    "fed to its key's state raises that key's own watermark, one left out does not: a later "
+    "event between the two is late for one and not the other"
+)
+def test_a_left_out_event_does_not_raise_its_keys_watermark() -> None:
+    """An event fed to its key's state raises the key's own watermark, one left out does not."""
     kinds = []
     for every_event in (True, False):
         det = _ab(every_event)
@@ -339,4 +342,3 @@ def test_a_left_out_event_changes_no_lateness_when_an_idle_source_comes_back() -
             got += [(d.kind, d.stages) for d in det.handle(p, msg).detections]
         kinds.append(got)
     assert kinds[1] == kinds[0]
-    assert ("late", {}) in kinds[0]  # e3 (5 s) is behind the 60 s the watermark reached
