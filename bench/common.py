@@ -32,6 +32,7 @@ __all__ = [
     "PARTITIONS",
     "ROOT",
     "Worker",
+    "add_producer_slot_option",
     "cpu_seconds",
     "create_topics",
     "paced_stream",
@@ -114,6 +115,18 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int = PART
         await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
     finally:
         await admin.close()
+
+
+def add_producer_slot_option(parser: Any) -> None:
+    """``--producer-slot-ms`` for a bench's argument parser; the bench sets
+    :data:`PRODUCER_SLOT_MS` from it after parsing."""
+    parser.add_argument(
+        "--producer-slot-ms",
+        type=float,
+        default=PRODUCER_SLOT_MS,
+        help="the paced producer sends what is due at most once per this many ms "
+        "(0: a wake-up per event, as before 2026-11-26)",
+    )
 
 
 async def paced_stream(

@@ -401,13 +401,7 @@ def main() -> int:
         "DIR/lat-RATE.txt) and report where its CPU goes per rate",
     )
     parser.add_argument("--json", type=Path, help="write the results here too")
-    parser.add_argument(
-        "--producer-slot-ms",
-        type=float,
-        default=common.PRODUCER_SLOT_MS,
-        help="the paced producer sends what is due at most once per this many ms "
-        "(0: a wake-up per event, as before 2026-11-26)",
-    )
+    common.add_producer_slot_option(parser)
     args = parser.parse_args()
     common.PRODUCER_SLOT_MS = args.producer_slot_ms
     rates = [int(r) for r in args.rates.split(",") if r]

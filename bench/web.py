@@ -248,13 +248,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="duration of each round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each kind")
     parser.add_argument("--json", type=Path, help="write the results here too")
-    parser.add_argument(
-        "--producer-slot-ms",
-        type=float,
-        default=common.PRODUCER_SLOT_MS,
-        help="the paced producer sends what is due at most once per this many ms "
-        "(0: a wake-up per event, as before 2026-11-26)",
-    )
+    common.add_producer_slot_option(parser)
     parser.add_argument(
         "--root", type=Path, default=ROOT, help="source tree of the worker (default: this one)"
     )
