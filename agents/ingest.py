@@ -85,15 +85,6 @@ class Ingest:
         # source partition -> wall ms of the last poll that routed an event from it
         self.src_last: dict[str, int] = {}
         self._source_names: dict[tuple[str, int], str] = {}  # (topic, partition) -> "topic:p"
-        self._bounds_of: Any = None
-        self._bounds_ms: dict[str, int] = {}
-
-    def _bounds(self, runner: Any) -> dict[str, int]:
-        """Each rule's ``max_out_of_orderness`` (ms), for the rules of ``runner``."""
-        if self._bounds_of is not runner:
-            self._bounds_of = runner
-            self._bounds_ms = {r.name: r.max_out_of_orderness for r in runner.rules}
-        return self._bounds_ms
 
     def route_poll(
         self,
@@ -111,7 +102,7 @@ class Ingest:
         event_topics = set(runner.topics())
         route_report = runner.route_report
         relevance = runner.relevance
-        bounds = self._bounds(runner)
+        bounds = runner.out_of_orderness
         kept_back = out.kept_back
         src_last = self.src_last
         names = self._source_names

@@ -64,6 +64,8 @@ class RuleRunner:
         #: when every event may. Such an event only moves time, and can only be late: a caller
         #: may skip :meth:`process` for it (after :meth:`late`).
         self.relevance: dict[str, Callable[[dict[str, Any]], bool] | None] = {}
+        #: rule -> its ``max_out_of_orderness`` (ms; 0 for a processing-time rule)
+        self.out_of_orderness: dict[str, int] = {}
         for rule in rules:
             if rule.name in self._rules:
                 raise RuleError(f"two rules are named {rule.name!r}; rule names are unique")
@@ -87,6 +89,7 @@ class RuleRunner:
             )
             self._rules[rule.name] = c
             self.relevance[rule.name] = _relevance(nfa.event_guards)
+            self.out_of_orderness[rule.name] = rule.max_out_of_orderness
             for topic in rule.source:
                 self._by_topic.setdefault(topic, []).append(c)
         self.stale_states = 0  # state blobs of another rule version, replaced by fresh state
@@ -266,7 +269,8 @@ class RuleRunner:
         ``eid`` names the event when the rule has no ``id`` field (default: a content hash).
         """
         c = self._rules.get(name) or self._get(name)
-        stored, eid = self._identified(c, event, eid)
+        own, eid = self._event_id(c, event, eid)
+        stored = event if own else {**event, RESERVED_ID: eid}
         if watermark is not None and ts < watermark and c.event_time:
             return [self._late(c, key, eid, ts, watermark)]
         c.env.bind(key, context)
@@ -287,19 +291,17 @@ class RuleRunner:
         c = self._rules.get(name) or self._get(name)
         if ts >= watermark or not c.event_time:
             return None
-        return self._late(c, key, self._identified(c, event, eid)[1], ts, watermark)
+        return self._late(c, key, self._event_id(c, event, eid)[1], ts, watermark)
 
     @staticmethod
-    def _identified(c: _Compiled, event: dict[str, Any], eid: Any) -> tuple[dict[str, Any], Any]:
-        """The event as the engine stores it (with its content id when it has no own id),
-        and its id."""
+    def _event_id(c: _Compiled, event: dict[str, Any], eid: Any) -> tuple[bool, Any]:
+        """Whether the event has an id of its own, and its id (else ``eid``, or its content
+        hash: the engine then stores the event with it under ``RESERVED_ID``)."""
         id_field = c.id_field
         own = event.get(id_field, _MISSING) if id_field is not None else c.extract.id(event)
         if own is None or own is _MISSING:
-            if eid is None:
-                eid = content_id(event)
-            return {**event, RESERVED_ID: eid}, eid
-        return event, own
+            return False, content_id(event) if eid is None else eid
+        return True, own
 
     def advance(
         self,
@@ -419,21 +421,13 @@ def _relevance(
     by_field: dict[str, frozenset[Any]] = {}
     for field, value in guards:
         by_field[field] = by_field.get(field, frozenset()) | {value}
-    if len(by_field) == 1:
-        ((field, values),) = by_field.items()
-
-        def relevant(event: dict[str, Any]) -> bool:
-            v = event.get(field)
-            return type(v) is str and v in values
-
-        return relevant
     pairs = tuple(by_field.items())
 
-    def relevant_any(event: dict[str, Any]) -> bool:
+    def relevant(event: dict[str, Any]) -> bool:
         for field, values in pairs:
             v = event.get(field)
             if type(v) is str and v in values:
                 return True
         return False
 
-    return relevant_any
+    return relevant

@@ -10,24 +10,11 @@ from agents.detect import Detector
 from agents.ingest import Ingest
 from agents.rulebook import RuleBook
 from agents.wire import decode, encode_tick
+from tests.unit.runtime.test_ingest import RULE
 
-EVENT_TIME = """
-name: a-then-b
-version: 1
-source: events
-key: user
-id: id
-time: ts
-max_out_of_orderness: 1s
-within: 1h
-stages:
-  - name: a
-    where: event.type == 'A'
-  - name: b
-    after: relaxed
-    where: event.type == 'B'
-emit: {kind: offer, topic: offers, data: {first: "stages.a[0].id"}}
-"""
+# test_ingest's A-then-B rule, with a bound on out-of-orderness
+EVENT_TIME = RULE.replace("time: ts\n", "time: ts\nmax_out_of_orderness: 1s\n")
+assert "max_out_of_orderness: 1s" in EVENT_TIME
 
 PROCESSING_TIME = EVENT_TIME.replace("time: ts\n", "").replace("max_out_of_orderness: 1s\n", "")
 STRICT = EVENT_TIME.replace("name: a-then-b", "name: strict").replace(
