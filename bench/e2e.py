@@ -14,7 +14,11 @@ Three measurements, in one run:
    events per CPU second of the worker process.
 3. **latency**: produce → alert at fixed rates (``--rates``, ``bench.common.paced_stream``):
    one event in ten completes a match whose alert carries the completing event's send time;
-   p50/p99 of (receive time − send time), every alert waited for.
+   p50/p99 of (receive time − send time), every alert waited for. The same stream also
+   runs through ``bench.relay``, a bare aiokafka relay with the worker's two Kafka hops and
+   no rules (``--latency-baseline``): the client's latency floor on this machine, and each
+   variant's p50/p99 is reported as a ratio to it. ``--latency-repeat N`` runs every
+   variant N times, interleaved, and reports the medians.
 
 ``--rounds N`` repeats 1 and 2 N times; ``--compare DIR`` (repeatable) also runs the worker of
 another source tree (a copy of the repository) in every round, interleaved with this one
@@ -285,6 +289,54 @@ HOPS = {
 HOP_BOUNDS = (0.01, 0.025, 0.05, 0.1)
 
 
+class Relay:
+    """``bench.relay`` as a subprocess, with the part of :class:`Worker`'s interface the
+    latency runs use."""
+
+    def __init__(self, bootstrap: str, src: str, out: str, hops: int, log: Path) -> None:
+        self.log = log
+        self._out = log.open("w")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.relay",
+                "--bootstrap",
+                bootstrap,
+                "--src",
+                src,
+                "--out",
+                out,
+                "--hops",
+                str(hops),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=self._out,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def wait_ready(self) -> None:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # the relay prints "ready" or exits
+        if line.strip() != b"ready":
+            self.stop()
+            raise SystemExit(f"bench.relay did not start: see {self.log}")
+
+    def histograms(self) -> dict[str, dict[float, float]]:
+        return {}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._out.close()
+
+
 def latency_runs(
     bootstrap: str,
     rates: list[int],
@@ -294,32 +346,39 @@ def latency_runs(
     env: dict[str, str] | None = None,
     processing_time: bool = False,
     profile_dir: Path | None = None,
+    relay_hops: int = 0,
 ) -> dict[int, dict[str, float]]:
     """produce → alert latency of one worker at each of ``rates`` (events/s).
 
     ``env``: extra settings for the worker; ``processing_time``: the rule without ``time``;
     ``profile_dir``: record the worker with py-spy during each rate's run (``lat-RATE.txt``)
-    and add where its CPU went to the results (``cpu:`` keys, shares of the samples)."""
+    and add where its CPU went to the results (``cpu:`` keys, shares of the samples);
+    ``relay_hops`` (1 or 2): run ``bench.relay`` (a bare aiokafka relay with that many Kafka
+    hops, no rules) in place of the worker, the client's latency floor."""
     suffix = uuid.uuid4().hex[:6]
     src, out = f"lat-src-{suffix}", f"lat-out-{suffix}"
-    rules = tmp / f"lat-rules-{suffix}"
-    rules.mkdir()
-    rule = LATENCY_RULE.format(source=src, out=out)
-    if processing_time:
-        rule = rule.replace("time: ts\n", "")
-    (rules / "latency.yaml").write_text(rule)
     asyncio.run(create_topics(bootstrap, [src, out]))
-    worker = Worker(
-        bootstrap,
-        {
-            **(env or {}),
-            "KAIROS_APP_ID": f"bench-lat-{suffix}",
-            "KAIROS_RULES_DIR": str(rules),
-            "KAIROS_RULES_TOPIC": f"bench-rules-{suffix}",
-        },
-        tmp / f"worker-latency-{suffix}.log",
-        root,
-    )
+    worker: Worker | Relay
+    if relay_hops:
+        worker = Relay(bootstrap, src, out, relay_hops, tmp / f"relay-{suffix}.log")
+    else:
+        rules = tmp / f"lat-rules-{suffix}"
+        rules.mkdir()
+        rule = LATENCY_RULE.format(source=src, out=out)
+        if processing_time:
+            rule = rule.replace("time: ts\n", "")
+        (rules / "latency.yaml").write_text(rule)
+        worker = Worker(
+            bootstrap,
+            {
+                **(env or {}),
+                "KAIROS_APP_ID": f"bench-lat-{suffix}",
+                "KAIROS_RULES_DIR": str(rules),
+                "KAIROS_RULES_TOPIC": f"bench-rules-{suffix}",
+            },
+            tmp / f"worker-latency-{suffix}.log",
+            root,
+        )
     results: dict[int, dict[str, float]] = {}
     try:
         worker.wait_ready()
@@ -342,13 +401,32 @@ def latency_runs(
                 spy.wait(60)
                 shares = breakdown(profile_dir / f"lat-{rate}.txt")
                 results[rate] |= {f"cpu: {k}": round(100 * v, 1) for k, v in shares.items()}
-            for name, label in HOPS.items():
+            for name, label in HOPS.items() if not relay_hops else ():
                 share = histogram_share(before.get(name, {}), after.get(name, {}), HOP_BOUNDS)
                 results[rate] |= {f"{label} {k}": v for k, v in share.items()}
             print(f"  {rate} ev/s: {results[rate]}", file=sys.stderr)
     finally:
         worker.stop()
     return results
+
+
+def relay_name(hops: int) -> str:
+    return f"bare aiokafka relay, {hops} hop{'s' if hops > 1 else ''}"
+
+
+def combine(results: list[dict[str, float]]) -> dict[str, Any]:
+    """One rate's repetitions as one result: the medians of p50, p99 and CPU per event, the
+    largest max, and every repetition under ``runs``."""
+    if len(results) == 1:
+        return results[0]
+    return {
+        "n": sum(r["n"] for r in results),
+        "p50_ms": statistics.median(r["p50_ms"] for r in results),
+        "p99_ms": statistics.median(r["p99_ms"] for r in results),
+        "max_ms": max(r["max_ms"] for r in results),
+        "worker_cpu_us_per_event": statistics.median(r["worker_cpu_us_per_event"] for r in results),
+        "runs": results,
+    }
 
 
 def main() -> int:
@@ -400,6 +478,23 @@ def main() -> int:
         help="record this tree's latency worker with py-spy at each rate (raw stacks into "
         "DIR/lat-RATE.txt) and report where its CPU goes per rate",
     )
+    parser.add_argument(
+        "--latency-baseline",
+        type=int,
+        choices=(0, 1, 2),
+        default=2,
+        metavar="HOPS",
+        help="latency runs of a bare aiokafka relay (bench.relay) with this many Kafka hops too, "
+        "the client's floor on this machine (default 2, the worker's path; 0: none)",
+    )
+    parser.add_argument(
+        "--latency-repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run every latency variant N times, interleaved (the order rotates), and report "
+        "the medians of p50 and p99",
+    )
     parser.add_argument("--json", type=Path, help="write the results here too")
     common.add_producer_slot_option(parser)
     args = parser.parse_args()
@@ -420,7 +515,7 @@ def main() -> int:
         cluster.start()
         bootstrap = cluster.bootstrap
     rounds: list[dict[str, Any]] = []
-    lat: dict[str, dict[int, dict[str, float]]] = {}
+    lat: dict[str, dict[int, dict[str, Any]]] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="kairos-bench-") as d:
             tmp = Path(d)
@@ -457,21 +552,38 @@ def main() -> int:
                     )
                 rounds.append(row)
             processing = args.latency_time == "processing"
-            for name, root in variants.items() if rates else ():
-                lat[name] = latency_runs(
-                    bootstrap,
-                    rates,
-                    args.seconds,
-                    tmp,
-                    root,
-                    processing_time=processing,
-                    profile_dir=args.latency_profile if root == ROOT else None,
-                )
-            for spec in args.latency_env if rates else ():
+            # (name, keyword arguments of latency_runs) of every latency variant
+            specs: list[tuple[str, dict[str, Any]]] = [
+                (name, {"root": root}) for name, root in variants.items()
+            ]
+            for spec in args.latency_env:
                 env = dict(item.split("=", 1) for item in spec.split(","))
-                lat[f"this tree, {spec}"] = latency_runs(
-                    bootstrap, rates, args.seconds, tmp, ROOT, env, processing
+                specs.append((f"this tree, {spec}", {"env": env}))
+            if args.latency_baseline:
+                specs.append(
+                    (relay_name(args.latency_baseline), {"relay_hops": args.latency_baseline})
                 )
+            runs: dict[str, list[dict[int, dict[str, float]]]] = {}
+            for rep in range(args.latency_repeat if rates else 0):
+                shift = rep % len(specs)
+                for name, kwargs in specs[shift:] + specs[:shift]:
+                    profile = args.latency_profile if rep == 0 and name == "this tree" else None
+                    print(f"  latency, {name} (repetition {rep + 1}) ...", file=sys.stderr)
+                    runs.setdefault(name, []).append(
+                        latency_runs(
+                            bootstrap,
+                            rates,
+                            args.seconds,
+                            tmp,
+                            processing_time=processing,
+                            profile_dir=profile,
+                            **kwargs,
+                        )
+                    )
+            lat = {
+                name: {rate: combine([run[rate] for run in done]) for rate in rates}
+                for name, done in runs.items()
+            }
     finally:
         if cluster is not None:
             cluster.stop()
@@ -509,17 +621,26 @@ def print_tables(
     result: dict[str, Any],
     rounds: list[dict[str, Any]],
     variants: dict[str, Path],
-    lat: dict[str, dict[int, dict[str, float]]],
+    lat: dict[str, dict[int, dict[str, Any]]],
 ) -> None:
     """The run as markdown tables (throughput rounds, latencies, profile)."""
     if rounds:
         print_rounds(result, rounds, variants)
+    base = next((v for name, v in lat.items() if name.startswith("bare aiokafka relay")), None)
     for name, per_rate in lat.items():
         for rate, r in per_rate.items():
-            print(
+            line = (
                 f"| produce→alert at {rate:,} ev/s ({name}) | p50 {r['p50_ms']:.1f} ms, "
-                f"p99 {r['p99_ms']:.1f} ms ({r['n']:.0f} alerts) |"
+                f"p99 {r['p99_ms']:.1f} ms ({r['n']:.0f} alerts"
             )
+            if "runs" in r:
+                each = ", ".join(f"{x['p99_ms']:.0f}" for x in r["runs"])
+                line += f"; medians of {len(r['runs'])} runs, p99s {each}"
+            line += ") |"
+            if base is not None and per_rate is not base and rate in base:
+                b = base[rate]
+                line += f" {r['p50_ms'] / b['p50_ms']:.2f}x / {r['p99_ms'] / b['p99_ms']:.2f}x the relay |"
+            print(line)
     if "profile" in result:
         print("\n| component (py-spy, this tree, round 1; % of the worker's sampled CPU) | share |")
         print("|---|---:|")

@@ -1,0 +1,115 @@
+"""A bare aiokafka relay shaped like a Kairos worker: the latency floor of the Kafka client.
+
+    python -m bench.relay --bootstrap 127.0.0.1:9092 --src SRC --out OUT [--hops 2]
+
+It reads the paced stream of :func:`bench.common.paced_stream` and, for every event of type B
+(the one that completes a match of :data:`bench.common.LATENCY_RULE`), sends the alert the
+stream waits for: ``{"subject": <user>, "data": {"sent": <send time>}}``. With ``--hops 2``
+(the default) the events take the worker's path: stage 1 forwards the A and B events (the
+ones the latency rule can use; the C events stay, as the worker's ingest keeps them back) to
+an internal topic keyed by user, stage 2 reads it and sends the alerts. With ``--hops 1``
+stage 1 sends the alerts itself.
+
+No rules, no state, no Faust: one process, plain consumers (committing after every poll, as
+the ingest does) and one producer (``linger_ms=0``). The ``bench.e2e`` latency runs put it
+next to the worker as the baseline of the same run. It prints ``ready`` once every consumer
+is positioned at the end of its topic, and runs until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import uuid
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bench.common import PARTITIONS
+
+
+async def _consumer(bootstrap: str, topic: str, group: str) -> AIOKafkaConsumer:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+    )
+    await consumer.start()
+    consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+    await consumer.seek_to_end()
+    for tp in consumer.assignment():
+        await consumer.position(tp)
+    return consumer
+
+
+async def _stage(
+    consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, out: str, final: bool
+) -> None:
+    while True:
+        polled = await consumer.getmany(timeout_ms=500, max_records=2000)
+        futures = []
+        for records in polled.values():
+            for r in records:
+                event = orjson.loads(r.value)
+                kind = event.get("type")
+                if final:
+                    if kind == "B":
+                        alert = {"subject": event["user"], "data": {"sent": event["sent"]}}
+                        futures.append(await producer.send(out, orjson.dumps(alert), key=r.key))
+                elif kind in ("A", "B"):
+                    futures.append(await producer.send(out, r.value, key=r.key))
+        if futures:
+            await asyncio.gather(*futures)
+        if polled:
+            await consumer.commit()
+
+
+async def relay(bootstrap: str, src: str, out: str, hops: int) -> None:
+    group = f"bench-relay-{uuid.uuid4().hex[:6]}"
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks="all")
+    await producer.start()
+    topics = [src] + [f"{out}-hop{h}" for h in range(1, hops)]
+    if hops > 1:
+        from bench.common import create_topics
+
+        await create_topics(bootstrap, topics[1:])
+    consumers = [await _consumer(bootstrap, t, group) for t in topics]
+    print("ready", flush=True)
+    targets = [*topics[1:], out]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [
+        asyncio.create_task(_stage(c, producer, t, final=t == out))
+        for c, t in zip(consumers, targets, strict=True)
+    ]
+    try:
+        await stop.wait()
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for c in consumers:
+            await c.stop()
+        await producer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
+    parser.add_argument("--src", required=True, help="the paced stream's source topic")
+    parser.add_argument("--out", required=True, help="the topic the paced stream reads alerts from")
+    parser.add_argument(
+        "--hops", type=int, default=2, choices=(1, 2), help="Kafka hops, as the worker's 2"
+    )
+    args = parser.parse_args()
+    asyncio.run(relay(args.bootstrap, args.src, args.out, args.hops))
+
+
+if __name__ == "__main__":
+    main()
