@@ -28,8 +28,9 @@ The progress record comes with the last chunk.
 When coalescing, a partition is flushed once its oldest unflushed message is ``interval``
 seconds old, or (the partition with the oldest message first) once ``max_messages`` messages
 of all partitions wait, when a partition is revoked, and when the worker stops. The agent
-flushes one due partition per message (:meth:`StateWriter.next_due`), so the partitions'
-flushes spread out between its messages instead of all of them stopping it at once. Otherwise the
+flushes one due partition per message (:meth:`StateWriter.next_due`), and partitions that
+come due together are flushed ``interval / n`` apart (``n`` partitions waiting), so the
+partitions' flushes spread out over the interval instead of all of them stopping it at once. Otherwise the
 agent flushes every message at once and Faust acks it: under exactly_once (inside the
 partition's transaction: the writes, the detections and the offsets commit atomically), and
 under at_least_once unless ``KAIROS_COALESCE_STATE_WRITES`` is on (``app/settings.py``).
@@ -101,6 +102,7 @@ class StateWriter:
         self.lock = asyncio.Lock()
         self._pending: dict[int, _Pending] = {}
         self._messages = 0
+        self._last_flush = float("-inf")  # monotonic end of the last partition's flush
         self.flushes = 0
 
     def add(
@@ -125,17 +127,34 @@ class StateWriter:
         self._messages += 1
 
     def next_due(self) -> int | None:
-        """The partition to flush now: the one with the oldest unflushed message, when that
-        message is ``interval`` old or ``max_messages`` messages wait in all; else None."""
+        """The partition to flush now: the one with the oldest unflushed message, when
+        ``max_messages`` messages wait in all, or when that message is ``interval`` old and
+        the previous flush ended at least ``interval / n`` ago (``n``: the partitions with
+        messages waiting; a message ``2 * interval`` old does not wait for that); else None.
+
+        The spacing staggers the partitions: started together, they would all come due
+        within a few messages of each other every ``interval``, and the agent, which waits
+        for each flush, would stop for all of them at once (at 5 000 events/s over 4
+        partitions, ~50 ms every 0.5 s: the p99 of produce → alert). Spaced, each stop is one
+        partition's, and they settle ``interval / n`` apart."""
         oldest: tuple[float, int] | None = None
+        waiting = 0
         for partition, pending in self._pending.items():
-            if pending.messages and (oldest is None or pending.oldest < oldest[0]):
-                oldest = (pending.oldest, partition)
+            if pending.messages:
+                waiting += 1
+                if oldest is None or pending.oldest < oldest[0]:
+                    oldest = (pending.oldest, partition)
         if oldest is None:
             return None
-        if self._messages >= self.max_messages or time.monotonic() - oldest[0] >= self.interval:
+        if self._messages >= self.max_messages:
             return oldest[1]
-        return None
+        now = time.monotonic()
+        age = now - oldest[0]
+        if age < self.interval:
+            return None
+        if age < 2 * self.interval and now - self._last_flush < self.interval / waiting:
+            return None
+        return oldest[1]
 
     def due(self) -> bool:
         """Whether a partition's pending messages are old or many enough to flush."""
@@ -183,6 +202,7 @@ class StateWriter:
         if ack:
             for event in pending.acks:
                 await self._ack(event)
+        self._last_flush = time.monotonic()
         await asyncio.sleep(0)  # the partition is written: let the other tasks in
         return len(writes) + len(pending.history)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from typing import Any
 
 import pytest
@@ -125,6 +127,8 @@ async def test_the_partition_with_the_oldest_message_is_due_first_and_alone() ->
     await writer.flush([2])
     assert writer.next_due() is None
     await asyncio.sleep(0.03)
+    assert writer.next_due() is None  # 0.06 s old, but the last flush ended 0.03 s ago
+    await asyncio.sleep(0.025)
     assert writer.next_due() == 0
     # max_messages counts every partition's messages; the oldest partition goes first
     _det, writer, _log = setup(interval=60, max_messages=3)
@@ -135,6 +139,36 @@ async def test_the_partition_with_the_oldest_message_is_due_first_and_alone() ->
     assert writer.next_due() == 1
     await writer.flush([1])
     assert writer.next_due() is None  # two messages wait now
+
+
+async def test_partitions_that_come_due_together_are_flushed_interval_over_n_apart() -> None:
+    """Four partitions whose messages came together: one flush now, the next ones each a
+    quarter of the interval after the previous one ended, not all within a few messages."""
+    interval = 0.2
+    _det, writer, _log = setup(interval=interval, max_messages=1000)
+    for p in range(4):
+        writer.add(p, [], [], f"m{p}")
+    await asyncio.sleep(interval)
+    loop = asyncio.get_running_loop()
+    flushed: list[tuple[int, float]] = []
+    while len(flushed) < 4:
+        due = writer.next_due()
+        if due is None:
+            await asyncio.sleep(0.005)
+            continue
+        await writer.flush([due])
+        flushed.append((due, loop.time()))
+    assert sorted(p for p, _ in flushed) == [0, 1, 2, 3]
+    gaps = [b - a for (_, a), (_, b) in itertools.pairwise(flushed)]
+    # n partitions waiting: interval / n after the previous flush (n = 3, then 2, then 1)
+    assert gaps[0] >= interval / 3 - 0.002
+    assert gaps[1] >= interval / 2 - 0.002
+    # a message 2 * interval old does not wait for the spacing
+    assert writer.next_due() is None
+    writer.add(0, [], [], "late")
+    await asyncio.sleep(2 * interval)
+    writer._last_flush = time.monotonic()  # as if a flush had just ended
+    assert writer.next_due() == 0
 
 
 async def test_flush_lets_other_tasks_in_between_partitions() -> None:
