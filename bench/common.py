@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,13 @@ __all__ = [
     "PARTITIONS",
     "ROOT",
     "Worker",
+    "add_compare_option",
     "add_producer_slot_option",
+    "compared_trees",
     "cpu_seconds",
     "create_topics",
+    "kafka",
+    "latency_worker",
     "paced_stream",
     "pct",
     "summary",
@@ -115,6 +120,48 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int = PART
         await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
     finally:
         await admin.close()
+
+
+@contextlib.contextmanager
+def kafka(brokers: int = 1) -> Iterator[str]:
+    """The bootstrap servers of the run: ``KAFKA_BOOTSTRAP_SERVERS`` when set, else a local
+    cluster of ``brokers`` started for the run and stopped after it."""
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap:
+        yield bootstrap
+        return
+    from app.kafka import KafkaCluster
+
+    cluster = KafkaCluster(brokers=brokers)
+    cluster.start()
+    try:
+        yield cluster.bootstrap
+    finally:
+        cluster.stop()
+
+
+def add_compare_option(parser: Any) -> None:
+    """``--compare DIR`` (repeatable) for a bench's argument parser: another source tree (a
+    copy of the repository) whose worker the bench runs too, interleaved with this one."""
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="another source tree whose worker runs in every round too (repeatable)",
+    )
+
+
+def compared_trees(parser: Any, paths: list[Path]) -> dict[str, Path]:
+    """``{"this tree": ROOT, DIR: DIR resolved, ...}`` for ``--compare``; an argument error
+    when a DIR is not a Kairos source tree."""
+    trees = {"this tree": ROOT}
+    for path in paths:
+        if not (path / "app" / "cli.py").is_file():
+            parser.error(f"--compare {path}: not a Kairos source tree (no app/cli.py)")
+        trees[str(path)] = path.resolve()
+    return trees
 
 
 def add_producer_slot_option(parser: Any) -> None:
@@ -309,3 +356,37 @@ class Worker:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+
+
+def latency_worker(
+    bootstrap: str,
+    tmp: Path,
+    name: str,
+    root: Path = ROOT,
+    processing_time: bool = False,
+    env: dict[str, str] | None = None,
+) -> tuple[Worker, str, str]:
+    """A worker (not started yet: call ``wait_ready``) running :data:`LATENCY_RULE` on fresh
+    topics, with its own app id and rules topic (``name`` prefixes them). Returns the worker,
+    the source topic and the alert topic. ``processing_time``: the rule without ``time``."""
+    suffix = uuid.uuid4().hex[:6]
+    src, out = f"{name}-src-{suffix}", f"{name}-out-{suffix}"
+    asyncio.run(create_topics(bootstrap, [src, out]))
+    rules = tmp / f"{name}-rules-{suffix}"
+    rules.mkdir()
+    rule = LATENCY_RULE.format(source=src, out=out)
+    if processing_time:
+        rule = rule.replace("time: ts\n", "")
+    (rules / "latency.yaml").write_text(rule)
+    worker = Worker(
+        bootstrap,
+        {
+            **(env or {}),
+            "KAIROS_APP_ID": f"bench-{name}-{suffix}",
+            "KAIROS_RULES_DIR": str(rules),
+            "KAIROS_RULES_TOPIC": f"bench-{name}-rules-{suffix}",
+        },
+        tmp / f"worker-{name}-{suffix}.log",
+        root,
+    )
+    return worker, src, out

@@ -51,12 +51,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench import common
 from bench.common import (
-    LATENCY_RULE,
     ROOT,
     Worker,
     cpu_seconds,
     create_topics,
     histogram_share,
+    kafka,
+    latency_worker,
     paced_stream,
     summary,
 )
@@ -355,30 +356,14 @@ def latency_runs(
     and add where its CPU went to the results (``cpu:`` keys, shares of the samples);
     ``relay_hops`` (1 or 2): run ``bench.relay`` (a bare aiokafka relay with that many Kafka
     hops, no rules) in place of the worker, the client's latency floor."""
-    suffix = uuid.uuid4().hex[:6]
-    src, out = f"lat-src-{suffix}", f"lat-out-{suffix}"
-    asyncio.run(create_topics(bootstrap, [src, out]))
     worker: Worker | Relay
     if relay_hops:
+        suffix = uuid.uuid4().hex[:6]
+        src, out = f"lat-src-{suffix}", f"lat-out-{suffix}"
+        asyncio.run(create_topics(bootstrap, [src, out]))
         worker = Relay(bootstrap, src, out, relay_hops, tmp / f"relay-{suffix}.log")
     else:
-        rules = tmp / f"lat-rules-{suffix}"
-        rules.mkdir()
-        rule = LATENCY_RULE.format(source=src, out=out)
-        if processing_time:
-            rule = rule.replace("time: ts\n", "")
-        (rules / "latency.yaml").write_text(rule)
-        worker = Worker(
-            bootstrap,
-            {
-                **(env or {}),
-                "KAIROS_APP_ID": f"bench-lat-{suffix}",
-                "KAIROS_RULES_DIR": str(rules),
-                "KAIROS_RULES_TOPIC": f"bench-rules-{suffix}",
-            },
-            tmp / f"worker-latency-{suffix}.log",
-            root,
-        )
+        worker, src, out = latency_worker(bootstrap, tmp, "lat", root, processing_time, env)
     results: dict[int, dict[str, float]] = {}
     try:
         worker.wait_ready()
@@ -440,14 +425,7 @@ def main() -> int:
         default=1,
         help="throughput rounds (interleaved; 0: latency runs only)",
     )
-    parser.add_argument(
-        "--compare",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="another source tree whose worker runs in every round too (repeatable)",
-    )
+    common.add_compare_option(parser)
     parser.add_argument("--rates", default="1000,5000", help="fixed rates for the latency runs")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each latency run")
     parser.add_argument(
@@ -500,93 +478,73 @@ def main() -> int:
     args = parser.parse_args()
     common.PRODUCER_SLOT_MS = args.producer_slot_ms
     rates = [int(r) for r in args.rates.split(",") if r]
-    variants = {"this tree": ROOT}
-    for path in args.compare:
-        if not (path / "app" / "cli.py").is_file():
-            parser.error(f"--compare {path}: not a Kairos source tree (no app/cli.py)")
-        variants[str(path)] = path.resolve()
+    variants = common.compared_trees(parser, args.compare)
 
-    cluster = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        from app.kafka import KafkaCluster
-
-        cluster = KafkaCluster(brokers=1)
-        cluster.start()
-        bootstrap = cluster.bootstrap
     rounds: list[dict[str, Any]] = []
     lat: dict[str, dict[int, dict[str, Any]]] = {}
-    try:
-        with tempfile.TemporaryDirectory(prefix="kairos-bench-") as d:
-            tmp = Path(d)
-            print(f"  worker logs in {tmp}", file=sys.stderr)
-            names = list(variants)
-            for r in range(args.rounds):
-                row: dict[str, Any] = {"loadavg_1m": os.getloadavg()[0]}
-                suffix = uuid.uuid4().hex[:6]
-                src, dst = f"pt-src-{suffix}", f"pt-dst-{suffix}"
-                asyncio.run(create_topics(bootstrap, [src, dst]))
-                print(f"  round {r + 1}: preloading {args.events} events ...", file=sys.stderr)
-                asyncio.run(
-                    preload(bootstrap, src, flight_events(args.events, 5000), "passenger_id")
+    with kafka() as bootstrap, tempfile.TemporaryDirectory(prefix="kairos-bench-") as d:
+        tmp = Path(d)
+        print(f"  worker logs in {tmp}", file=sys.stderr)
+        names = list(variants)
+        for r in range(args.rounds):
+            row: dict[str, Any] = {"loadavg_1m": os.getloadavg()[0]}
+            suffix = uuid.uuid4().hex[:6]
+            src, dst = f"pt-src-{suffix}", f"pt-dst-{suffix}"
+            asyncio.run(create_topics(bootstrap, [src, dst]))
+            print(f"  round {r + 1}: preloading {args.events} events ...", file=sys.stderr)
+            asyncio.run(preload(bootstrap, src, flight_events(args.events, 5000), "passenger_id"))
+            pt, pt_cpu = asyncio.run(passthrough(bootstrap, src, dst, args.events))
+            row["passthrough"] = {"eps": round(pt), "eps_per_cpu_s": round(pt_cpu)}
+            print(f"  passthrough: {pt:,.0f} ev/s, {pt_cpu:,.0f} ev/CPU-s", file=sys.stderr)
+            shift = r % len(names)
+            for name in names[shift:] + names[:shift]:
+                profile = args.profile if r == 0 and name == "this tree" else None
+                eps, eps_cpu = kairos_saturation(
+                    bootstrap, args.events, tmp, variants[name], profile
                 )
-                pt, pt_cpu = asyncio.run(passthrough(bootstrap, src, dst, args.events))
-                row["passthrough"] = {"eps": round(pt), "eps_per_cpu_s": round(pt_cpu)}
-                print(f"  passthrough: {pt:,.0f} ev/s, {pt_cpu:,.0f} ev/CPU-s", file=sys.stderr)
-                shift = r % len(names)
-                for name in names[shift:] + names[:shift]:
-                    profile = args.profile if r == 0 and name == "this tree" else None
-                    eps, eps_cpu = kairos_saturation(
-                        bootstrap, args.events, tmp, variants[name], profile
-                    )
-                    row[name] = {
-                        "eps": round(eps),
-                        "eps_per_cpu_s": round(eps_cpu),
-                        "share": round(eps / pt, 4),
-                        "cpu_share": round(eps_cpu / pt_cpu, 4),
-                    }
-                    print(
-                        f"  kairos ({name}): {eps:,.0f} ev/s, {eps_cpu:,.0f} ev/CPU-s "
-                        f"({eps_cpu / pt_cpu:.1%} of the passthrough per CPU-s)",
-                        file=sys.stderr,
-                    )
-                rounds.append(row)
-            processing = args.latency_time == "processing"
-            # (name, keyword arguments of latency_runs) of every latency variant
-            specs: list[tuple[str, dict[str, Any]]] = [
-                (name, {"root": root}) for name, root in variants.items()
-            ]
-            for spec in args.latency_env:
-                env = dict(item.split("=", 1) for item in spec.split(","))
-                specs.append((f"this tree, {spec}", {"env": env}))
-            if args.latency_baseline:
-                specs.append(
-                    (relay_name(args.latency_baseline), {"relay_hops": args.latency_baseline})
+                row[name] = {
+                    "eps": round(eps),
+                    "eps_per_cpu_s": round(eps_cpu),
+                    "share": round(eps / pt, 4),
+                    "cpu_share": round(eps_cpu / pt_cpu, 4),
+                }
+                print(
+                    f"  kairos ({name}): {eps:,.0f} ev/s, {eps_cpu:,.0f} ev/CPU-s "
+                    f"({eps_cpu / pt_cpu:.1%} of the passthrough per CPU-s)",
+                    file=sys.stderr,
                 )
-            runs: dict[str, list[dict[int, dict[str, float]]]] = {}
-            for rep in range(args.latency_repeat if rates else 0):
-                shift = rep % len(specs)
-                for name, kwargs in specs[shift:] + specs[:shift]:
-                    profile = args.latency_profile if rep == 0 and name == "this tree" else None
-                    print(f"  latency, {name} (repetition {rep + 1}) ...", file=sys.stderr)
-                    runs.setdefault(name, []).append(
-                        latency_runs(
-                            bootstrap,
-                            rates,
-                            args.seconds,
-                            tmp,
-                            processing_time=processing,
-                            profile_dir=profile,
-                            **kwargs,
-                        )
+            rounds.append(row)
+        processing = args.latency_time == "processing"
+        # (name, keyword arguments of latency_runs) of every latency variant
+        specs: list[tuple[str, dict[str, Any]]] = [
+            (name, {"root": root}) for name, root in variants.items()
+        ]
+        for spec in args.latency_env:
+            env = dict(item.split("=", 1) for item in spec.split(","))
+            specs.append((f"this tree, {spec}", {"env": env}))
+        if args.latency_baseline:
+            specs.append((relay_name(args.latency_baseline), {"relay_hops": args.latency_baseline}))
+        runs: dict[str, list[dict[int, dict[str, float]]]] = {}
+        for rep in range(args.latency_repeat if rates else 0):
+            shift = rep % len(specs)
+            for name, kwargs in specs[shift:] + specs[:shift]:
+                profile = args.latency_profile if rep == 0 and name == "this tree" else None
+                print(f"  latency, {name} (repetition {rep + 1}) ...", file=sys.stderr)
+                runs.setdefault(name, []).append(
+                    latency_runs(
+                        bootstrap,
+                        rates,
+                        args.seconds,
+                        tmp,
+                        processing_time=processing,
+                        profile_dir=profile,
+                        **kwargs,
                     )
-            lat = {
-                name: {rate: combine([run[rate] for run in done]) for rate in rates}
-                for name, done in runs.items()
-            }
-    finally:
-        if cluster is not None:
-            cluster.stop()
+                )
+        lat = {
+            name: {rate: combine([run[rate] for run in done]) for rate in rates}
+            for name, done in runs.items()
+        }
 
     def median(name: str, field: str) -> float:
         return statistics.median(row[name][field] for row in rounds)

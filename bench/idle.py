@@ -15,35 +15,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from bench.common import LATENCY_RULE, ROOT, Worker, cpu_seconds, create_topics, paced_stream, pct
+from bench.common import (
+    add_compare_option,
+    compared_trees,
+    cpu_seconds,
+    kafka,
+    latency_worker,
+    paced_stream,
+    pct,
+)
 
 
 def measure(bootstrap: str, root: Path, seconds: float, tmp: Path) -> dict[str, float]:
-    suffix = uuid.uuid4().hex[:6]
-    src, out = f"idle-src-{suffix}", f"idle-out-{suffix}"
-    asyncio.run(create_topics(bootstrap, [src, out]))
-    rules = tmp / f"rules-{suffix}"
-    rules.mkdir()
-    rule = LATENCY_RULE.format(source=src, out=out).replace("time: ts\n", "")
-    (rules / "latency.yaml").write_text(rule)
-    worker = Worker(
-        bootstrap,
-        {
-            "KAIROS_APP_ID": f"bench-idle-{suffix}",
-            "KAIROS_RULES_DIR": str(rules),
-            "KAIROS_RULES_TOPIC": f"bench-rules-{suffix}",
-        },
-        tmp / f"worker-{suffix}.log",
-        root,
-    )
+    worker, src, out = latency_worker(bootstrap, tmp, "idle", root, processing_time=True)
     try:
         worker.wait_ready()
         asyncio.run(paced_stream(bootstrap, src, out, 200, 2))
@@ -67,37 +57,18 @@ def main() -> int:
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="idle time measured")
     parser.add_argument("--rounds", type=int, default=2, help="rounds (trees interleaved)")
-    parser.add_argument(
-        "--compare",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="another source tree whose worker is measured in every round too (repeatable)",
-    )
+    add_compare_option(parser)
     args = parser.parse_args()
-    trees = {"this tree": ROOT, **{str(p): p.resolve() for p in args.compare}}
-    cluster = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        from app.kafka import KafkaCluster
-
-        cluster = KafkaCluster(brokers=1)
-        cluster.start()
-        bootstrap = cluster.bootstrap
+    trees = compared_trees(parser, args.compare)
     results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-    try:
-        with tempfile.TemporaryDirectory(prefix="kairos-bench-idle-") as d:
-            names = list(trees)
-            for r in range(args.rounds):
-                shift = r % len(names)
-                for name in names[shift:] + names[:shift]:
-                    row = measure(bootstrap, trees[name], args.seconds, Path(d))
-                    results[name].append(row)
-                    print(f"  round {r + 1}, {name}: {row}", file=sys.stderr)
-    finally:
-        if cluster is not None:
-            cluster.stop()
+    with kafka() as bootstrap, tempfile.TemporaryDirectory(prefix="kairos-bench-idle-") as d:
+        names = list(trees)
+        for r in range(args.rounds):
+            shift = r % len(names)
+            for name in names[shift:] + names[:shift]:
+                row = measure(bootstrap, trees[name], args.seconds, Path(d))
+                results[name].append(row)
+                print(f"  round {r + 1}, {name}: {row}", file=sys.stderr)
     print("| tree | idle CPU (% of a core), per round | median | then 200 ev/s p50 / p99 |")
     print("|---|---|---:|---|")
     for name, rows in results.items():

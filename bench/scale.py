@@ -42,6 +42,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from agents.wire import partition_for
+from bench.common import kafka
 from tests.integration.runtime_support import KairosWorker, read_until
 from tests.integration.scale_support import (
     PacedProducer,
@@ -261,42 +262,35 @@ def main() -> int:
     standbys = [int(x) for x in args.standby.split(",") if x]
     sessions = [float(x) for x in args.session_timeouts.split(",") if x]
 
-    cluster = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        from app.kafka import KafkaCluster
-
-        cluster = KafkaCluster(brokers=3)
-        cluster.start()
-        bootstrap = cluster.bootstrap
-        asyncio.run(require_min_insync_replicas(bootstrap, 2))
     eps: dict[int, list[float]] = {n: [] for n in counts}
     ratios: dict[int, list[float]] = {n: [] for n in counts}
     fail: dict[str, list[dict[str, float]]] = {}
-    try:
-        with tempfile.TemporaryDirectory(prefix="kairos-bench-scale-") as d:
-            tmp = Path(d)
-            log(f"worker logs in {tmp}")
-            for r in range(args.repeats):
-                if args.skip != "throughput":
+    started = not os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    with (
+        kafka(brokers=3) as bootstrap,
+        tempfile.TemporaryDirectory(prefix="kairos-bench-scale-") as d,
+    ):
+        if started:
+            asyncio.run(require_min_insync_replicas(bootstrap, 2))
+        tmp = Path(d)
+        log(f"worker logs in {tmp}")
+        for r in range(args.repeats):
+            if args.skip != "throughput":
+                for n in counts:
+                    run_dir = tmp / f"tp-{r}-{n}-{uuid.uuid4().hex[:4]}"
+                    eps[n].append(throughput_run(bootstrap, run_dir, n, args.events))
+                    log(f"repeat {r + 1}: {n} worker(s): {eps[n][-1]:,.0f} events/s")
+                if 1 in counts:
                     for n in counts:
-                        run_dir = tmp / f"tp-{r}-{n}-{uuid.uuid4().hex[:4]}"
-                        eps[n].append(throughput_run(bootstrap, run_dir, n, args.events))
-                        log(f"repeat {r + 1}: {n} worker(s): {eps[n][-1]:,.0f} events/s")
-                    if 1 in counts:
-                        for n in counts:
-                            ratios[n].append(eps[n][-1] / eps[1][-1])
-                if args.skip != "failover":
-                    for s in sessions:
-                        for sb in standbys:
-                            name = f"standby {sb}, session timeout {s:g} s"
-                            run_dir = tmp / f"fo-{r}-{sb}-{s:g}-{uuid.uuid4().hex[:4]}"
-                            res = failover_run(bootstrap, run_dir, sb, s, args.rate)
-                            fail.setdefault(name, []).append(res)
-                            log(f"repeat {r + 1}: {name}: {res}")
-    finally:
-        if cluster is not None:
-            cluster.stop()
+                        ratios[n].append(eps[n][-1] / eps[1][-1])
+            if args.skip != "failover":
+                for s in sessions:
+                    for sb in standbys:
+                        name = f"standby {sb}, session timeout {s:g} s"
+                        run_dir = tmp / f"fo-{r}-{sb}-{s:g}-{uuid.uuid4().hex[:4]}"
+                        res = failover_run(bootstrap, run_dir, sb, s, args.rate)
+                        fail.setdefault(name, []).append(res)
+                        log(f"repeat {r + 1}: {name}: {res}")
 
     result = {
         "command": " ".join(["python -m bench.scale", *sys.argv[1:]]),

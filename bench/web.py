@@ -47,6 +47,7 @@ from bench.common import (
     Worker,
     cpu_seconds,
     create_topics,
+    kafka,
     paced_stream,
     summary,
 )
@@ -261,30 +262,18 @@ def main() -> int:
     args = parser.parse_args()
     common.PRODUCER_SLOT_MS = args.producer_slot_ms
 
-    cluster = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        from app.kafka import KafkaCluster
-
-        cluster = KafkaCluster(brokers=1)
-        cluster.start()
-        bootstrap = cluster.bootstrap
-    try:
-        with tempfile.TemporaryDirectory(prefix="kairos-bench-web-") as d:
-            print(f"  worker log in {d}", file=sys.stderr)
-            result = run(
-                bootstrap,
-                args.rate,
-                args.lookups,
-                args.seconds,
-                args.rounds,
-                Path(d),
-                args.root.resolve(),
-                args.loop_stats,
-            )
-    finally:
-        if cluster is not None:
-            cluster.stop()
+    with kafka() as bootstrap, tempfile.TemporaryDirectory(prefix="kairos-bench-web-") as d:
+        print(f"  worker log in {d}", file=sys.stderr)
+        result = run(
+            bootstrap,
+            args.rate,
+            args.lookups,
+            args.seconds,
+            args.rounds,
+            Path(d),
+            args.root.resolve(),
+            args.loop_stats,
+        )
 
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     s, sl, lk = result["stream"], result["stream_with_lookups"], result["lookup"]
