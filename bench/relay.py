@@ -26,7 +26,7 @@ import uuid
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.common import PARTITIONS
+from bench.common import PARTITIONS, create_topics
 
 
 async def _consumer(bootstrap: str, topic: str, group: str) -> AIOKafkaConsumer:
@@ -72,8 +72,6 @@ async def relay(bootstrap: str, src: str, out: str, hops: int) -> None:
     await producer.start()
     topics = [src] + [f"{out}-hop{h}" for h in range(1, hops)]
     if hops > 1:
-        from bench.common import create_topics
-
         await create_topics(bootstrap, topics[1:])
     consumers = [await _consumer(bootstrap, t, group) for t in topics]
     print("ready", flush=True)

@@ -92,7 +92,7 @@ def tokenize(src: str) -> list[Token]:
     return tokens
 
 
-def _string_value(tok: Token) -> str | None:
+def string_value(tok: Token) -> str | None:
     """The value of a plain quoted string literal without escapes, else None."""
     t = tok.text
     if tok.kind != "str" or t[0] not in "'\"" or "\\" in t or t.startswith(("'''", '"""')):
@@ -116,10 +116,10 @@ def _member_reads(tokens: list[Token], name: str) -> frozenset[str] | None:
             nxt
             and nxt.text == "["
             and i + 3 < len(tokens)
-            and _string_value(tokens[i + 2]) is not None
+            and string_value(tokens[i + 2]) is not None
             and tokens[i + 3].text == "]"
         ):
-            fields.add(_string_value(tokens[i + 2]) or "")
+            fields.add(string_value(tokens[i + 2]) or "")
             continue
         return None
     return frozenset(fields)
@@ -268,11 +268,11 @@ def split_guard(src: str) -> tuple[tuple[str, str] | None, str | None]:
 def _guard_of(part: list[Token]) -> tuple[str, str] | None:
     texts = [t.text for t in part]
     if len(part) == 5 and texts[0] == "event" and texts[1] == "." and texts[3] == "==":
-        value = _string_value(part[4])
+        value = string_value(part[4])
         if part[2].kind == "ident" and value is not None:
             return part[2].text, value
     if len(part) == 5 and texts[1] == "==" and texts[2] == "event" and texts[3] == ".":
-        value = _string_value(part[0])
+        value = string_value(part[0])
         if part[4].kind == "ident" and value is not None:
             return part[4].text, value
     return None
@@ -402,8 +402,8 @@ def _member(tokens: list[Token], i: int) -> tuple[str | None, int]:
     if (
         i + 3 < len(tokens)
         and tokens[i + 1].text == "["
-        and _string_value(tokens[i + 2]) is not None
+        and string_value(tokens[i + 2]) is not None
         and tokens[i + 3].text == "]"
     ):
-        return _string_value(tokens[i + 2]), 4
+        return string_value(tokens[i + 2]), 4
     return None, 0

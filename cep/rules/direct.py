@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .celexpr import CelExpr, tokenize
+from .celexpr import CelExpr, string_value, tokenize
 
 __all__ = ["FALLBACK", "DirectData", "plain"]
 
@@ -61,18 +61,8 @@ def parse_read(expr: CelExpr, stage_names: list[str], reserved: frozenset[str]) 
         tok = toks[0]
         if tok.kind == "ident" and tok.text == "key":
             return ("key",)
-        text = tok.text
-        if (
-            tok.kind == "str"
-            and len(text) >= 2
-            and text[0] in "'\""
-            and text[-1] == text[0]
-            and "\\" not in text
-            and not text.startswith(("'''", '"""'))
-            and text[0] not in text[1:-1]
-        ):
-            return ("lit", text[1:-1])
-        return None
+        value = string_value(tok)  # a plain quoted string, no escapes
+        return None if value is None else ("lit", value)
     if (
         len(toks) == 3
         and texts[0] in ("event", "context")
