@@ -184,9 +184,13 @@ async def paced_stream(
     seconds: float,
     wait: float = 120.0,
     slot_ms: float | None = None,
+    tail: list[float] | None = None,
 ) -> list[float]:
     """Send ``rate`` events/s for ``seconds`` (one in ten completes a match) and return the
     produce → alert latency of every match, in ms, waiting up to ``wait`` s for the last one.
+
+    ``tail``: if given, receives each alert's last leg, in ms: from the timestamp its producer
+    gave the alert record (the worker's send) to its arrival here (the broker and this reader).
 
     Unlike a fixed grace period, this never drops the slowest alerts from the sample.
 
@@ -221,6 +225,8 @@ async def paced_stream(
                         event = orjson.loads(r.value)
                         if event["subject"].startswith(run):
                             latencies[event["subject"]] = now - event["data"]["sent"]
+                            if tail is not None:
+                                tail.append(now - r.timestamp)
 
         reader = asyncio.create_task(read())
         start = time.perf_counter()

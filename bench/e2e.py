@@ -18,7 +18,9 @@ Three measurements, in one run:
    runs through ``bench.relay``, a bare aiokafka relay with the worker's two Kafka hops and
    no rules (``--latency-baseline``): the client's latency floor on this machine, and each
    variant's p50/p99 is reported as a ratio to it. ``--latency-repeat N`` runs every
-   variant N times, interleaved, and reports the medians.
+   variant N times, interleaved, and reports the medians. Each run also reports its alerts'
+   *last leg* (``last leg p50_ms`` ...): from the alert record's timestamp, set by the
+   worker's producer when it sent the alert, to its arrival at the reader.
 
 ``--rounds N`` repeats 1 and 2 N times; ``--compare DIR`` (repeatable) also runs the worker of
 another source tree (a copy of the repository) in every round, interleaved with this one
@@ -375,7 +377,12 @@ def latency_runs(
                 profile_dir.mkdir(parents=True, exist_ok=True)
                 spy = start_py_spy(worker.proc.pid, profile_dir / f"lat-{rate}.txt")
             cpu0 = cpu_seconds(worker.proc.pid)
-            results[rate] = summary(asyncio.run(paced_stream(bootstrap, src, out, rate, seconds)))
+            tail: list[float] = []
+            results[rate] = summary(
+                asyncio.run(paced_stream(bootstrap, src, out, rate, seconds, tail=tail))
+            )
+            # the alert's last leg: its record's timestamp (the worker's send) -> the reader
+            results[rate] |= {f"last leg {k}": v for k, v in summary(tail).items() if k != "n"}
             # the worker's CPU per event sent (until its last alert: idle ticks included)
             results[rate]["worker_cpu_us_per_event"] = round(
                 (cpu_seconds(worker.proc.pid) - cpu0) / int(rate * seconds) * 1e6, 1
