@@ -15,7 +15,10 @@ Per partition it keeps:
   ``caught_ms``, that it has read it to the end. A partition whose ingest stopped or crashed is
   therefore never idle: its events wait until a worker reads it again instead of arriving
   late (Flink's sources mark themselves idle the same way). When all are idle the maximum is
-  used, so absences still fire when the stream pauses. With one source partition this is
+  used, so absences still fire when the stream pauses. Once every partition of the rule's
+  source topics has been heard from, the watermark never goes back: when an idle partition
+  has events again, those older than it are late (as in Flink, whose watermark does not
+  regress either). With one source partition this is
   exactly the backtest's per-rule watermark; with several, a consumer that reads one
   partition ahead of another does not make the other's events late. Processing time: the
   ingest's wall clock, from events and ticks.
@@ -82,6 +85,11 @@ class _Partition:
     src_last: dict[str, int] = field(default_factory=dict)  # source -> wall ms of last event
     # source -> wall ms of the latest tick whose ingest had read that source to the end
     src_caught: dict[str, int] = field(default_factory=dict)
+    # rule -> the highest event-time clock (watermark + bound) it has had: it never goes back
+    # once every partition of the rule's source topics has been heard from (_holds_floor)
+    wm_floor: dict[str, int] = field(default_factory=dict)
+    # rule -> (version, source partitions heard from, whether that is all of them) when checked
+    floor_check: dict[str, tuple[int, int, bool]] = field(default_factory=dict)
     now: int = 0
     rebuilt: bool = False
     dirty: dict[str, _Working] = field(default_factory=dict)  # touched since the last flush
@@ -118,8 +126,11 @@ class Detector:
         on_state_error: Callable[[str, Exception], None] | None = None,
         idle_ms: int = 5_000,
         caught_ms: int = 3_000,
+        source_partitions: Callable[[str], int | None] | None = None,
     ) -> None:
         self.idle_ms = idle_ms
+        #: partitions of a source topic (None: not known yet); without it a watermark may go back
+        self.source_partitions = source_partitions
         self.caught_ms = caught_ms
         self.book = book
         self.table = table
@@ -154,6 +165,7 @@ class Detector:
                 part.src_max = saved.get("ts", {})
                 part.src_last = saved.get("last", {})
                 part.src_caught = saved.get("caught", {})
+                part.wm_floor = saved.get("wm", {})
                 part.now = saved.get("now", 0)
         if not part.rebuilt:
             self._rebuild_deadlines(part)
@@ -266,7 +278,8 @@ class Detector:
     ) -> Iterator[None]:
         book, runner = self.book, self.book.runner
         rules = book.rules
-        hw, src_max, src_last = part.hw, part.src_max, part.src_last
+        hw, src_max, src_last, floors = part.hw, part.src_max, part.src_last, part.wm_floor
+        floor_check = part.floor_check
         sources = batch.sources
         rule_events = outcome.rule_events
         last: dict[str, int] = {}
@@ -327,8 +340,7 @@ class Detector:
                     elif seen > held:
                         per_src[source] = seen
                     if len(per_src) == 1:
-                        wm = seen if held is None or seen > held else held
-                        wm -= rule.max_out_of_orderness
+                        base = seen if held is None or seen > held else held
                     else:
                         if name in live_sources:
                             live = live_sources[name]
@@ -340,7 +352,16 @@ class Detector:
                             if live is None
                             else min(map(per_src.__getitem__, live))
                         )
-                        wm = base - rule.max_out_of_orderness
+                    check = floor_check.get(name)  # _floor, inlined
+                    if check is None or check[0] != rule.version or check[1] != len(per_src):
+                        check = self._check_floor(part, name, rule, per_src)
+                    if check[2]:
+                        floor = floors.get(name)
+                        if floor is None or base > floor:
+                            floors[name] = base
+                        elif base < floor:
+                            base = floor
+                    wm = base - rule.max_out_of_orderness
                 rule_events[name] = rule_events.get(name, 0) + 1
                 relevant = relevance.get(name)
                 if relevant is not None and not relevant(event):
@@ -390,7 +411,36 @@ class Detector:
         if not per_src:
             return None
         live = self._live_sources(part, per_src)
-        return _watermark_base(per_src, live) - rule.max_out_of_orderness
+        base = _watermark_base(per_src, live)
+        check = part.floor_check.get(name)
+        if check is None or check[0] != rule.version or check[1] != len(per_src):
+            check = self._check_floor(part, name, rule, per_src)
+        if check[2]:
+            base = _floor(part, name, base)
+        return base - rule.max_out_of_orderness
+
+    def _check_floor(
+        self, part: _Partition, name: str, rule: Any, per_src: dict[str, int]
+    ) -> tuple[int, int, bool]:
+        """Whether the rule's watermark on this partition is held from going back: once every
+        partition of every source topic of the rule has been heard from (an event or a tick).
+
+        Before that the watermark is the minimum over fewer partitions than there are, and a
+        partition heard from for the first time may lower it: its events must not be late
+        for that (after a restart detect hears from the partitions one ingest at a time).
+        A partition count not known yet (the ingest's metadata) is checked again next time.
+        """
+        counts = self.source_partitions
+        held = counts is not None
+        for topic in rule.source if held else ():
+            n = counts(topic)  # type: ignore[misc]
+            if n is None:
+                return (rule.version, -1, False)  # not cached: asked again next time
+            if any(f"{topic}:{p}" not in per_src for p in range(n)):
+                held = False
+                break
+        check = part.floor_check[name] = (rule.version, len(per_src), held)
+        return check
 
     def _live_sources(self, part: _Partition, per_src: dict[str, int]) -> list[str] | None:
         """The source partitions that hold a rule's watermark: all but the idle ones (no event
@@ -506,6 +556,7 @@ class Detector:
                     "ts": part.src_max,
                     "last": part.src_last,
                     "caught": part.src_caught,
+                    "wm": part.wm_floor,
                     "now": part.now,
                 }
             )
@@ -550,6 +601,24 @@ class Detector:
 
     def deadline_count(self) -> int:
         return sum(len(p.deadlines) for p in self._parts.values())
+
+
+def _floor(part: _Partition, name: str, base: int) -> int:
+    """``base`` (a rule's event-time clock: its watermark before the out-of-orderness bound),
+    or the highest it has been if that is higher, which it then remembers.
+
+    A watermark never goes back, as in Flink: when an idle source partition has events again,
+    its older event times would lower the minimum, but such events are late instead.
+    Otherwise a key whose state saw a later event (its own watermark moved on) would call an
+    event late that another key, or a state not loaded for an event no step of the rule can
+    use, would still take. The bound is applied after, so a new version of the rule with
+    another bound gets its own watermark at once.
+    """
+    floor = part.wm_floor.get(name)
+    if floor is None or base > floor:
+        part.wm_floor[name] = base
+        return base
+    return floor
 
 
 def _watermark_base(per_src: dict[str, int], live: list[str] | None) -> int:

@@ -411,6 +411,14 @@ def create_runtime(settings: Settings | None = None, *, with_web: bool = True) -
 
     ingest = IngestService(settings, book, keyed.get_topic_name(), on_poll=on_poll)
 
+    def source_partitions(topic: str) -> int | None:
+        """Partitions of a source topic, from the ingest's metadata (None: not known yet)."""
+        consumer = ingest.consumer
+        parts = consumer.partitions_for_topic(topic) if consumer is not None else None
+        return len(parts) if parts else None
+
+    detector.source_partitions = source_partitions
+
     def readiness() -> tuple[bool, str]:
         if not rules_service.loaded.is_set():
             return False, "loading the rules topic"
