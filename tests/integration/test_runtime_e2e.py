@@ -244,6 +244,24 @@ async def test_runtime_output_equals_backtest(worker: KairosWorker, kafka_bootst
     assert len(got) == len(expected)  # no duplicates, nothing extra
     assert sorted(got, key=lambda e: e["id"]) == sorted(expected, key=lambda e: e["id"])
 
+    # Every keyed partition has heard from all source partitions of the rule (events or
+    # ticks), so each holds the rule's watermark from going back, and saves that clock with
+    # its progress record (agents/detect.py, _floor).
+    def floors(rs: list[Any]) -> dict[bytes, Any]:
+        last = {r.key: r.value for r in rs if r.key and r.key.startswith(b"\x00p")}
+        return {k: orjson.loads(v).get("wm", {}).get("bt") for k, v in last.items() if v}
+
+    changelog = f"e2e-{SUFFIX}-state-changelog"
+    progress = await read_until(
+        kafka_bootstrap,
+        changelog,
+        lambda rs: len(held := floors(rs)) == 4 and None not in held.values(),
+        timeout=30,
+        settle=0,
+    )
+    times = [e["ts"] for e in events]
+    assert all(min(times) <= wm <= max(times) for wm in floors(progress).values())
+
 
 def load_rules_from_text(text: str) -> list[Any]:
     return load_rules_text(text, "rule.yaml")
