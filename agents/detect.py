@@ -86,7 +86,7 @@ class _Partition:
     # source -> wall ms of the latest tick whose ingest had read that source to the end
     src_caught: dict[str, int] = field(default_factory=dict)
     # rule -> the highest event-time clock (watermark + bound) it has had: it never goes back
-    # once every partition of the rule's source topics has been heard from (_holds_floor)
+    # once every partition of the rule's source topics has been heard from (_hold)
     wm_floor: dict[str, int] = field(default_factory=dict)
     # rule -> (version, source partitions heard from, whether that is all of them) when checked
     floor_check: dict[str, tuple[int, int, bool]] = field(default_factory=dict)
@@ -352,7 +352,7 @@ class Detector:
                             if live is None
                             else min(map(per_src.__getitem__, live))
                         )
-                    check = floor_check.get(name)  # _floor, inlined
+                    check = floor_check.get(name)  # _hold, inlined
                     if check is None or check[0] != rule.version or check[1] != len(per_src):
                         check = self._check_floor(part, name, rule, per_src)
                     if check[2]:
@@ -411,12 +411,32 @@ class Detector:
         if not per_src:
             return None
         live = self._live_sources(part, per_src)
-        base = _watermark_base(per_src, live)
+        return self._hold(part, name, rule, per_src, _watermark_base(per_src, live))
+
+    def _hold(
+        self, part: _Partition, name: str, rule: Any, per_src: dict[str, int], base: int
+    ) -> int:
+        """The rule's watermark from ``base``, its event-time clock (the watermark before the
+        out-of-orderness bound): once the rule's source partitions were all heard from
+        (:meth:`_check_floor`), the highest clock so far if that is higher, which it then
+        remembers.
+
+        A watermark never goes back, as in Flink: when an idle source partition has events
+        again, its older event times would lower the minimum, but such events are late
+        instead. Otherwise a key whose state saw a later event (its own watermark moved on)
+        would call an event late that another key, or a state not loaded for an event no step
+        of the rule can use, would still take. The bound is applied after, so a new version of
+        the rule with another bound gets its own watermark at once.
+        """
         check = part.floor_check.get(name)
         if check is None or check[0] != rule.version or check[1] != len(per_src):
             check = self._check_floor(part, name, rule, per_src)
         if check[2]:
-            base = _floor(part, name, base)
+            floor = part.wm_floor.get(name)
+            if floor is None or base > floor:
+                part.wm_floor[name] = base
+            else:
+                base = floor
         return base - rule.max_out_of_orderness
 
     def _check_floor(
@@ -430,14 +450,13 @@ class Detector:
         for that (after a restart detect hears from the partitions one ingest at a time).
         A partition count not known yet (the ingest's metadata) is checked again next time.
         """
-        counts = self.source_partitions
-        held = counts is not None
+        held = self.source_partitions is not None
         for topic in rule.source if held else ():
-            n = counts(topic)  # type: ignore[misc]
+            n = self.source_partitions(topic)  # type: ignore[misc]
             if n is None:
                 return (rule.version, -1, False)  # not cached: asked again next time
-            if any(f"{topic}:{p}" not in per_src for p in range(n)):
-                held = False
+            held = all(f"{topic}:{p}" in per_src for p in range(n))
+            if not held:
                 break
         check = part.floor_check[name] = (rule.version, len(per_src), held)
         return check
@@ -601,24 +620,6 @@ class Detector:
 
     def deadline_count(self) -> int:
         return sum(len(p.deadlines) for p in self._parts.values())
-
-
-def _floor(part: _Partition, name: str, base: int) -> int:
-    """``base`` (a rule's event-time clock: its watermark before the out-of-orderness bound),
-    or the highest it has been if that is higher, which it then remembers.
-
-    A watermark never goes back, as in Flink: when an idle source partition has events again,
-    its older event times would lower the minimum, but such events are late instead.
-    Otherwise a key whose state saw a later event (its own watermark moved on) would call an
-    event late that another key, or a state not loaded for an event no step of the rule can
-    use, would still take. The bound is applied after, so a new version of the rule with
-    another bound gets its own watermark at once.
-    """
-    floor = part.wm_floor.get(name)
-    if floor is None or base > floor:
-        part.wm_floor[name] = base
-        return base
-    return floor
 
 
 def _watermark_base(per_src: dict[str, int], live: list[str] | None) -> int:

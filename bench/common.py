@@ -132,12 +132,8 @@ def kafka(brokers: int = 1) -> Iterator[str]:
         return
     from app.kafka import KafkaCluster
 
-    cluster = KafkaCluster(brokers=brokers)
-    cluster.start()
-    try:
+    with KafkaCluster(brokers=brokers) as cluster:
         yield cluster.bootstrap
-    finally:
-        cluster.stop()
 
 
 def add_compare_option(parser: Any) -> None:

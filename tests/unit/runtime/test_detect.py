@@ -423,7 +423,7 @@ def _reference_watermark(
     return (min(live) if live else max(src_max.values())) - bound
 
 
-def TWO(topic: str) -> int:
+def two_partitions(topic: str) -> int:
     """Partitions of every source topic of these tests."""
     return 2
 
@@ -451,7 +451,9 @@ def test_the_watermark_never_goes_back_when_an_idle_partition_wakes() -> None:
     2 s) does not pull the watermark back: an event at 5 s is late, and the match it would
     have completed is not made."""
     book = book_with(("a-then-b", A_THEN_B.format(version=1, first="A")))
-    det = Detector(book, {}, PARTS, idle_ms=5_000, caught_ms=3_000, source_partitions=TWO)
+    det = Detector(
+        book, {}, PARTS, idle_ms=5_000, caught_ms=3_000, source_partitions=two_partitions
+    )
     p = partition_for("u1", PARTS)
     steps = [
         Tick(
@@ -476,7 +478,9 @@ def test_the_watermark_never_goes_back_when_an_idle_partition_wakes() -> None:
     writes = det.flush(p)
     assert orjson.loads(writes[progress_key(p)])["wm"] == {"a-then-b": 60_000}
     table = {k: v for k, v in writes.items() if v is not None}
-    again = Detector(book, table, PARTS, idle_ms=5_000, caught_ms=3_000, source_partitions=TWO)
+    again = Detector(
+        book, table, PARTS, idle_ms=5_000, caught_ms=3_000, source_partitions=two_partitions
+    )
     late = again.handle(p, _one("u1", "e4", "B", 6_000, "events:1", 2_000, now=9_300)).detections
     assert [(d.kind, d.data["watermark"]) for d in late] == [("late", 60_000)]
 
