@@ -42,6 +42,12 @@ log = logging.getLogger("kairos.ingest")
 
 #: Polls produced but not yet acknowledged before the ingest waits for the oldest.
 MAX_INFLIGHT = 4
+#: Seconds between the ingest's offset commits while records flow. A commit is a request
+#: to the group coordinator and a write to ``__consumer_offsets``; committing every poll
+#: (about 100 a second under load) cost the worker and the broker more than it protects:
+#: after a crash the next owner re-reads at most this much more, and detect skips what it
+#: already applied (the progress record), so nothing is detected twice.
+COMMIT_INTERVAL = 0.1
 #: Broker long-poll (ms) while records flow. aiokafka keeps one fetch per broker in flight,
 #: for the partitions without buffered records: a partition whose records were just taken
 #: waits for that fetch, so this bounds the wait (the latency floor at low rates).
@@ -101,6 +107,8 @@ class IngestService:
         self._positions: dict[TopicPartition, int] = {}
         self._send_lock = asyncio.Lock()
         self._inflight: deque[tuple[asyncio.Future[Any], dict[TopicPartition, int]]] = deque()
+        self._acked: dict[TopicPartition, int] = {}  # acknowledged, not committed yet
+        self._committed_at = float("-inf")
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(
@@ -243,17 +251,22 @@ class IngestService:
 
         Polls are pipelined: the next poll is routed while the previous one is in flight
         (at most ``MAX_INFLIGHT``); offsets are committed only once every record of their
-        poll (and of every earlier poll) is acknowledged: at least once.
+        poll (and of every earlier poll) is acknowledged: at least once. Acknowledged
+        offsets are committed at most every ``COMMIT_INTERVAL`` seconds, and at once with
+        ``wait`` (the worker stops).
         """
         assert self.consumer is not None
-        ready: dict[TopicPartition, int] = {}
+        acked = self._acked
         inflight = self._inflight
         while inflight and (wait or inflight[0][0].done() or len(inflight) > MAX_INFLIGHT):
             sends, offsets = inflight.popleft()
             await sends  # raises when a record could not be delivered
-            ready.update(offsets)
-        if ready:
-            await self._commit(ready)
+            acked.update(offsets)
+        now = time.monotonic()
+        if acked and (wait or now - self._committed_at >= COMMIT_INTERVAL):
+            self._acked = {}
+            self._committed_at = now
+            await self._commit(acked)
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         """Commit what this member still owns. After a rebalance took a partition away, its

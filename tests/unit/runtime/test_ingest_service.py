@@ -50,6 +50,7 @@ class FakeConsumer:
         )
         self.waits: list[int] = []
         self.min_bytes: list[int] = []
+        self.commits: list[dict[TopicPartition, int]] = []
         FakeConsumer.instance = self  # type: ignore[attr-defined]
 
     async def start(self) -> None:
@@ -65,11 +66,12 @@ class FakeConsumer:
         return {TP}
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        pass
+        self.commits.append(dict(offsets))
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list]:
         self.waits.append(self._fetcher._fetch_max_wait_ms)
         self.min_bytes.append(self._fetcher._fetch_min_bytes)
+        await asyncio.sleep(0)  # as a real poll does: earlier sends' acknowledgements land
         if not FakeConsumer.polls:
             assert FakeConsumer.service is not None
             FakeConsumer.service._stopping = True
@@ -139,6 +141,33 @@ def test_a_linger_holds_busy_fetches_and_never_idle_ones(monkeypatch: pytest.Mon
         (20, held),
         (idle, 1),
     ]
+
+
+@pytest.mark.parametrize(("interval", "while_running"), [(0.0, [1, 2, 3]), (3600.0, [1])])
+def test_acknowledged_offsets_are_committed_at_most_every_commit_interval(
+    monkeypatch: pytest.MonkeyPatch, interval: float, while_running: list[int]
+) -> None:
+    """Three polls: with no interval each is committed; with a long one only the first is,
+    and the rest when the worker stops (``wait``), never an offset before its records'
+    acknowledgement."""
+    monkeypatch.setattr(ingest_service, "AIOKafkaConsumer", FakeConsumer)
+    monkeypatch.setattr(ingest_service, "COMMIT_INTERVAL", interval)
+    book = RuleBook()
+    assert book.apply("a-then-b", RULE).ok
+    service = IngestService(settings(), book, "t-keyed")
+    service.producer = FakeProducer()  # type: ignore[assignment]
+    FakeConsumer.service = service
+    FakeConsumer.polls = [{TP: [record(0)]}, {TP: [record(1)]}, {TP: [record(2)]}]
+
+    async def run_then_stop() -> None:
+        await service.run()
+        consumer = FakeConsumer.instance  # type: ignore[attr-defined]
+        assert [c[TP] for c in consumer.commits] == while_running
+        await service._commit_done(wait=True)
+        assert consumer.commits[-1] == {TP: 3}
+        assert service._positions == {TP: 3}
+
+    asyncio.run(run_then_stop())
 
 
 def test_ticks_follow_the_watermark_interval_while_event_times_move() -> None:
