@@ -36,6 +36,7 @@ __all__ = [
     "add_compare_option",
     "add_producer_slot_option",
     "compared_trees",
+    "completing_id",
     "cpu_seconds",
     "create_topics",
     "kafka",
@@ -181,12 +182,15 @@ async def paced_stream(
     wait: float = 120.0,
     slot_ms: float | None = None,
     tail: list[float] | None = None,
+    alerts: dict[str, tuple[float, int, float]] | None = None,
 ) -> list[float]:
     """Send ``rate`` events/s for ``seconds`` (one in ten completes a match) and return the
     produce → alert latency of every match, in ms, waiting up to ``wait`` s for the last one.
 
     ``tail``: if given, receives each alert's last leg, in ms: from the timestamp its producer
     gave the alert record (the worker's send) to its arrival here (the broker and this reader).
+    ``alerts``: if given, receives per alert, under the id of the event that completed its
+    match (:func:`completing_id`), ``(event sent ms, alert record timestamp, received ms)``.
 
     Unlike a fixed grace period, this never drops the slowest alerts from the sample.
 
@@ -223,6 +227,12 @@ async def paced_stream(
                             latencies[event["subject"]] = now - event["data"]["sent"]
                             if tail is not None:
                                 tail.append(now - r.timestamp)
+                            if alerts is not None:
+                                alerts[completing_id(event["subject"])] = (
+                                    event["data"]["sent"],
+                                    r.timestamp,
+                                    now,
+                                )
 
         reader = asyncio.create_task(read())
         start = time.perf_counter()
@@ -269,6 +279,13 @@ async def paced_stream(
         await consumer.stop()
 
 
+def completing_id(subject: str) -> str:
+    """The id of the event that completed the match of the alert about ``subject``: in
+    :func:`paced_stream` user ``<run>-<i>`` sends A as event ``<run>-<i>`` and B as the next."""
+    run, _, i = subject.rpartition("-")
+    return f"{run}-{int(i) + 1}"
+
+
 # -- the worker -------------------------------------------------------------------------------
 
 
@@ -283,6 +300,7 @@ class Worker:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.log = log
+        self.app_id = env.get("KAIROS_APP_ID", "kairos")
         full = {
             **os.environ,
             "PYTHONPATH": str(root),

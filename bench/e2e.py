@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import shutil
@@ -49,8 +50,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from agents import wire
 from bench import common
 from bench.common import (
     ROOT,
@@ -378,8 +380,11 @@ def latency_runs(
                 spy = start_py_spy(worker.proc.pid, profile_dir / f"lat-{rate}.txt")
             cpu0 = cpu_seconds(worker.proc.pid)
             tail: list[float] = []
+            alerts: dict[str, tuple[float, int, float]] = {}
             results[rate] = summary(
-                asyncio.run(paced_stream(bootstrap, src, out, rate, seconds, tail=tail))
+                asyncio.run(
+                    paced_stream(bootstrap, src, out, rate, seconds, tail=tail, alerts=alerts)
+                )
             )
             # the alert's last leg: its record's timestamp (the worker's send) -> the reader
             results[rate] |= {f"last leg {k}": v for k, v in summary(tail).items() if k != "n"}
@@ -393,6 +398,8 @@ def latency_runs(
                 spy.wait(60)
                 shares = breakdown(profile_dir / f"lat-{rate}.txt")
                 results[rate] |= {f"cpu: {k}": round(100 * v, 1) for k, v in shares.items()}
+            if isinstance(worker, Worker):
+                results[rate] |= asyncio.run(legs(bootstrap, src, f"{worker.app_id}-keyed", alerts))
             for name, label in HOPS.items() if not relay_hops else ():
                 share = histogram_share(before.get(name, {}), after.get(name, {}), HOP_BOUNDS)
                 results[rate] |= {f"{label} {k}": v for k, v in share.items()}
@@ -400,6 +407,66 @@ def latency_runs(
     finally:
         worker.stop()
     return results
+
+
+LEGS = ("source→ingest", "ingest→keyed", "keyed→alert", "alert→reader")
+
+
+async def _records(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of ``topic`` (a bench topic: PARTITIONS partitions), to its end offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(common.PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        out: list[Any] = []
+        left = {tp for tp in tps if end[tp] > 0}
+        while left:
+            for tp, records in (await consumer.getmany(*left, timeout_ms=1000)).items():
+                out.extend(records)
+                if records[-1].offset + 1 >= end[tp]:
+                    left.discard(tp)
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def legs(
+    bootstrap: str, src: str, keyed: str, alerts: dict[str, tuple[float, int, float]]
+) -> dict[str, float]:
+    """Where each alert's latency went, p50 and p99 per leg, in ms, from the timestamps the
+    records carry (all clocks are this machine's):
+
+    * ``source→ingest``: the completing event's source record (the load generator's send) to
+      the ingest's poll of it (the keyed batch's ``ingest_ms``): the broker, the ingest's
+      fetch and its linger;
+    * ``ingest→keyed``: to the keyed batch's send (routing and batching);
+    * ``keyed→alert``: to the alert's send (Faust's fetch of the keyed topic and detect);
+    * ``alert→reader``: to its arrival at the load generator's reader.
+    """
+    sent_at = {orjson.loads(r.value)["id"]: r.timestamp for r in await _records(bootstrap, src)}
+    polled: dict[str, tuple[int, int]] = {}
+    for record in await _records(bootstrap, keyed):
+        message = wire.decode(record.value)
+        if isinstance(message, wire.Batch):
+            for _key, _src, _offset, ingest_ms, routes, _event in message.events:
+                polled[routes[0][2]] = (ingest_ms, record.timestamp)
+    spans: list[list[float]] = [[] for _ in LEGS]
+    for eid, (_sent, alert_ts, received) in alerts.items():
+        if eid not in polled or eid not in sent_at:
+            continue
+        ingest_ms, keyed_ts = polled[eid]
+        points = (sent_at[eid], ingest_ms, keyed_ts, alert_ts, received)
+        for leg, (a, b) in zip(spans, itertools.pairwise(points), strict=True):
+            leg.append(b - a)
+    out: dict[str, float] = {}
+    for name, values in zip(LEGS, spans, strict=True):
+        if values:
+            out[f"leg {name} p50_ms"] = round(statistics.median(values), 1)
+            out[f"leg {name} p99_ms"] = round(common.pct(values, 0.99), 1)
+    return out
 
 
 def relay_name(hops: int) -> str:
@@ -606,6 +673,23 @@ def print_tables(
                 b = base[rate]
                 line += f" {r['p50_ms'] / b['p50_ms']:.2f}x / {r['p99_ms'] / b['p99_ms']:.2f}x the relay |"
             print(line)
+    leg_keys = [f"leg {leg} p{q}_ms" for leg in LEGS for q in (50, 99)]
+    rows = []
+    for name, per_rate in lat.items():
+        for rate, r in per_rate.items():
+            runs = r.get("runs", [r])
+            if all(k in run for run in runs for k in leg_keys):
+                cells = [statistics.median(run[k] for run in runs) for k in leg_keys]
+                pairs = zip(cells[::2], cells[1::2], strict=True)
+                rows.append(
+                    f"| {rate:,} ev/s ({name}) | "
+                    + " | ".join(f"{p50:.0f} / {p99:.0f}" for p50, p99 in pairs)
+                    + " |"
+                )
+    if rows:
+        print("\n| legs, p50 / p99 ms (medians of the runs) | " + " | ".join(LEGS) + " |")
+        print("|---|" + "---:|" * len(LEGS))
+        print("\n".join(rows))
     if "profile" in result:
         print("\n| component (py-spy, this tree, round 1; % of the worker's sampled CPU) | share |")
         print("|---|---:|")
