@@ -20,7 +20,9 @@ Three measurements, in one run:
    variant's p50/p99 is reported as a ratio to it. ``--latency-repeat N`` runs every
    variant N times, interleaved, and reports the medians. Each run also reports its alerts'
    *last leg* (``last leg p50_ms`` ...): from the alert record's timestamp, set by the
-   worker's producer when it sent the alert, to its arrival at the reader.
+   worker's producer when it sent the alert, to its arrival at the reader; and for the
+   workers every *leg* of the alert (``leg source→ingest p99_ms`` ..., see :func:`legs`),
+   read back from the source and keyed topics after the run.
 
 ``--rounds N`` repeats 1 and 2 N times; ``--compare DIR`` (repeatable) also runs the worker of
 another source tree (a copy of the repository) in every round, interleaved with this one
