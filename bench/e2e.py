@@ -300,7 +300,9 @@ class Relay:
     """``bench.relay`` as a subprocess, with the part of :class:`Worker`'s interface the
     latency runs use."""
 
-    def __init__(self, bootstrap: str, src: str, out: str, hops: int, log: Path) -> None:
+    def __init__(
+        self, bootstrap: str, src: str, out: str, hops: int, log: Path, pipelined: bool = False
+    ) -> None:
         self.log = log
         self._out = log.open("w")
         self.proc = subprocess.Popen(
@@ -316,6 +318,7 @@ class Relay:
                 out,
                 "--hops",
                 str(hops),
+                *(["--pipelined"] if pipelined else []),
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -354,6 +357,7 @@ def latency_runs(
     processing_time: bool = False,
     profile_dir: Path | None = None,
     relay_hops: int = 0,
+    relay_pipelined: bool = False,
 ) -> dict[int, dict[str, float]]:
     """produce → alert latency of one worker at each of ``rates`` (events/s).
 
@@ -367,7 +371,9 @@ def latency_runs(
         suffix = uuid.uuid4().hex[:6]
         src, out = f"lat-src-{suffix}", f"lat-out-{suffix}"
         asyncio.run(create_topics(bootstrap, [src, out]))
-        worker = Relay(bootstrap, src, out, relay_hops, tmp / f"relay-{suffix}.log")
+        worker = Relay(
+            bootstrap, src, out, relay_hops, tmp / f"relay-{suffix}.log", relay_pipelined
+        )
     else:
         worker, src, out = latency_worker(bootstrap, tmp, "lat", root, processing_time, env)
     results: dict[int, dict[str, float]] = {}
@@ -471,8 +477,9 @@ async def legs(
     return out
 
 
-def relay_name(hops: int) -> str:
-    return f"bare aiokafka relay, {hops} hop{'s' if hops > 1 else ''}"
+def relay_name(hops: int, pipelined: bool = False) -> str:
+    kind = "pipelined relay" if pipelined else "relay"
+    return f"bare aiokafka {kind}, {hops} hop{'s' if hops > 1 else ''}"
 
 
 def combine(results: list[dict[str, float]]) -> dict[str, Any]:
@@ -542,6 +549,12 @@ def main() -> int:
         "the client's floor on this machine (default 2, the worker's path; 0: none)",
     )
     parser.add_argument(
+        "--latency-baseline-pipelined",
+        action="store_true",
+        help="also the relay with --pipelined: it polls again before the previous polls are "
+        "acknowledged, as the worker's ingest does",
+    )
+    parser.add_argument(
         "--latency-repeat",
         type=int,
         default=1,
@@ -600,6 +613,13 @@ def main() -> int:
             specs.append((f"this tree, {spec}", {"env": env}))
         if args.latency_baseline:
             specs.append((relay_name(args.latency_baseline), {"relay_hops": args.latency_baseline}))
+            if args.latency_baseline_pipelined:
+                specs.append(
+                    (
+                        relay_name(args.latency_baseline, pipelined=True),
+                        {"relay_hops": args.latency_baseline, "relay_pipelined": True},
+                    )
+                )
         runs: dict[str, list[dict[int, dict[str, float]]]] = {}
         for rep in range(args.latency_repeat if rates else 0):
             shift = rep % len(specs)
