@@ -181,16 +181,15 @@ async def paced_stream(
     seconds: float,
     wait: float = 120.0,
     slot_ms: float | None = None,
-    tail: list[float] | None = None,
     alerts: dict[str, tuple[float, int, float]] | None = None,
 ) -> list[float]:
     """Send ``rate`` events/s for ``seconds`` (one in ten completes a match) and return the
     produce → alert latency of every match, in ms, waiting up to ``wait`` s for the last one.
 
-    ``tail``: if given, receives each alert's last leg, in ms: from the timestamp its producer
-    gave the alert record (the worker's send) to its arrival here (the broker and this reader).
     ``alerts``: if given, receives per alert, under the id of the event that completed its
-    match (:func:`completing_id`), ``(event sent ms, alert record timestamp, received ms)``.
+    match (:func:`completing_id`), ``(event sent ms, alert record timestamp, received ms)``:
+    the record's timestamp is the worker's send, so the last two give the alert's last leg
+    (the broker and this reader).
 
     Unlike a fixed grace period, this never drops the slowest alerts from the sample.
 
@@ -225,8 +224,6 @@ async def paced_stream(
                         event = orjson.loads(r.value)
                         if event["subject"].startswith(run):
                             latencies[event["subject"]] = now - event["data"]["sent"]
-                            if tail is not None:
-                                tail.append(now - r.timestamp)
                             if alerts is not None:
                                 alerts[completing_id(event["subject"])] = (
                                     event["data"]["sent"],

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agents import wire
 from bench import common
@@ -67,6 +67,7 @@ from bench.common import (
     paced_stream,
     summary,
 )
+from tests.integration.scale_support import read_all
 
 FLIGHT_RULES = ("rebooking-offer.yaml", "service-desk-alert.yaml")
 
@@ -387,13 +388,11 @@ def latency_runs(
                 profile_dir.mkdir(parents=True, exist_ok=True)
                 spy = start_py_spy(worker.proc.pid, profile_dir / f"lat-{rate}.txt")
             cpu0 = cpu_seconds(worker.proc.pid)
-            tail: list[float] = []
             alerts: dict[str, tuple[float, int, float]] = {}
             results[rate] = summary(
-                asyncio.run(
-                    paced_stream(bootstrap, src, out, rate, seconds, tail=tail, alerts=alerts)
-                )
+                asyncio.run(paced_stream(bootstrap, src, out, rate, seconds, alerts=alerts))
             )
+            tail = [received - alert_ts for _sent, alert_ts, received in alerts.values()]
             # the alert's last leg: its record's timestamp (the worker's send) -> the reader
             results[rate] |= {f"last leg {k}": v for k, v in summary(tail).items() if k != "n"}
             # the worker's CPU per event sent (until its last alert: idle ticks included)
@@ -420,27 +419,6 @@ def latency_runs(
 LEGS = ("source→ingest", "ingest→keyed", "keyed→alert", "alert→reader")
 
 
-async def _records(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of ``topic`` (a bench topic: PARTITIONS partitions), to its end offsets."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(common.PARTITIONS)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        out: list[Any] = []
-        left = {tp for tp in tps if end[tp] > 0}
-        while left:
-            for tp, records in (await consumer.getmany(*left, timeout_ms=1000)).items():
-                out.extend(records)
-                if records[-1].offset + 1 >= end[tp]:
-                    left.discard(tp)
-        return out
-    finally:
-        await consumer.stop()
-
-
 async def legs(
     bootstrap: str, src: str, keyed: str, alerts: dict[str, tuple[float, int, float]]
 ) -> dict[str, float]:
@@ -454,9 +432,9 @@ async def legs(
     * ``keyed→alert``: to the alert's send (Faust's fetch of the keyed topic and detect);
     * ``alert→reader``: to its arrival at the load generator's reader.
     """
-    sent_at = {orjson.loads(r.value)["id"]: r.timestamp for r in await _records(bootstrap, src)}
+    sent_at = {orjson.loads(r.value)["id"]: r.timestamp for r in await read_all(bootstrap, src)}
     polled: dict[str, tuple[int, int]] = {}
-    for record in await _records(bootstrap, keyed):
+    for record in await read_all(bootstrap, keyed):
         message = wire.decode(record.value)
         if isinstance(message, wire.Batch):
             for _key, _src, _offset, ingest_ms, routes, _event in message.events:

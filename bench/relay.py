@@ -69,21 +69,17 @@ def _forward(
 
 
 async def _stage(
-    consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, out: str, final: bool
+    consumer: AIOKafkaConsumer,
+    producer: AIOKafkaProducer,
+    out: str,
+    final: bool,
+    max_inflight: int,
+    commit_interval: float,
 ) -> None:
-    forward = _forward(producer, out, final)
-    while True:
-        polled = await consumer.getmany(timeout_ms=500, max_records=2000)
-        futures = [f for records in polled.values() for r in records if (f := await forward(r))]
-        if futures:
-            await asyncio.gather(*futures)
-        if polled:
-            await consumer.commit()
-
-
-async def _pipelined_stage(
-    consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, out: str, final: bool
-) -> None:
+    """Poll, forward, commit the acknowledged offsets. Serial (``max_inflight=0``,
+    ``commit_interval=0``): every poll's sends are awaited and committed before the next
+    poll; pipelined: up to ``max_inflight`` polls unacknowledged, commits at most every
+    ``commit_interval`` seconds."""
     forward = _forward(producer, out, final)
     inflight: deque[tuple[asyncio.Future[Any], dict[TopicPartition, int]]] = deque()
     acked: dict[TopicPartition, int] = {}
@@ -94,11 +90,11 @@ async def _pipelined_stage(
             futures = [f for records in polled.values() for r in records if (f := await forward(r))]
             offsets = {tp: records[-1].offset + 1 for tp, records in polled.items()}
             inflight.append((asyncio.gather(*futures), offsets))
-        while inflight and (inflight[0][0].done() or len(inflight) > 4):
+        while inflight and (inflight[0][0].done() or len(inflight) > max_inflight):
             sends, offsets = inflight.popleft()
             await sends
             acked.update(offsets)
-        if acked and time.monotonic() - committed_at >= 0.1:
+        if acked and time.monotonic() - committed_at >= commit_interval:
             await consumer.commit(acked)
             acked, committed_at = {}, time.monotonic()
 
@@ -117,9 +113,9 @@ async def relay(bootstrap: str, src: str, out: str, hops: int, pipelined: bool =
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    stage = _pipelined_stage if pipelined else _stage
+    max_inflight, commit_interval = (4, 0.1) if pipelined else (0, 0.0)
     tasks = [
-        asyncio.create_task(stage(c, producer, t, final=t == out))
+        asyncio.create_task(_stage(c, producer, t, t == out, max_inflight, commit_interval))
         for c, t in zip(consumers, targets, strict=True)
     ]
     try:
