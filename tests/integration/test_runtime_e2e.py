@@ -246,7 +246,7 @@ async def test_runtime_output_equals_backtest(worker: KairosWorker, kafka_bootst
 
     # Every keyed partition has heard from all source partitions of the rule (events or
     # ticks), so each holds the rule's watermark from going back, and saves that clock with
-    # its progress record (agents/detect.py, _floor).
+    # its progress record (agents/detect.py, Detector._hold).
     def floors(rs: list[Any]) -> dict[bytes, Any]:
         last = {r.key: r.value for r in rs if r.key and r.key.startswith(b"\x00p")}
         return {k: orjson.loads(v).get("wm", {}).get("bt") for k, v in last.items() if v}
