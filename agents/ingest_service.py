@@ -5,6 +5,9 @@ rules; each poll is routed by :class:`agents.ingest.Ingest` into one message per
 partition plus dead letters, produced, and only then are the source offsets committed (at
 least once: a crash re-sends the poll, and detect skips the source offsets it already applied).
 Polls are pipelined (up to ``MAX_INFLIGHT`` in flight) and committed in order.
+Before a rebalance takes partitions away, the polls in flight are settled and their offsets
+committed while this member still owns them; a poll's offsets are never committed under a
+later assignment than the one it was read in (see :meth:`IngestService._on_revoked`).
 Faust's per-message machinery is paid once per partition and poll, not once per event.
 
 The subscription follows the rules: when a rule with a new source topic is applied the
@@ -28,7 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from agents.config import RuntimeConfig
@@ -106,9 +109,16 @@ class IngestService:
         self.dead_letters = 0
         self._positions: dict[TopicPartition, int] = {}
         self._send_lock = asyncio.Lock()
-        self._inflight: deque[tuple[asyncio.Future[Any], dict[TopicPartition, int]]] = deque()
+        #: Polls produced and not yet settled: their sends, offsets and assignment epoch.
+        self._inflight: deque[tuple[asyncio.Future[Any], dict[TopicPartition, int], int]] = deque()
         self._acked: dict[TopicPartition, int] = {}  # acknowledged, not committed yet
         self._committed_at = float("-inf")
+        self._commit_lock = asyncio.Lock()  # the loop and a revocation settle polls in turn
+        #: Bumped by every revocation: offsets read under an older assignment are not
+        #: committed any more (the partition may have moved and come back meanwhile).
+        self._epoch = 0
+        self._failure: BaseException | None = None  # a send that failed during a revocation
+        self._listener = _Handover(self)
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(
@@ -137,7 +147,7 @@ class IngestService:
             return
         self._sources = sources
         if sources:
-            self.consumer.subscribe(list(sources))
+            self.consumer.subscribe(list(sources), listener=self._listener)
             log.info("ingest subscribed", extra={"topics": list(sources)})
         else:
             self.consumer.unsubscribe()
@@ -164,6 +174,8 @@ class IngestService:
         last_record = time.monotonic()
         idle = False
         while not self._stopping:
+            if self._failure is not None:
+                raise self._failure
             if generation != self.book.generation:
                 generation = self.book.generation
                 self._subscribe()
@@ -206,15 +218,18 @@ class IngestService:
 
     async def _process(self, polled: dict[TopicPartition, list]) -> None:
         assert self.producer is not None and self.consumer is not None
+        epoch = self._epoch  # the assignment the poll was read in (before any await)
         records = [
             (tp.topic, tp.partition, r.offset, r.key, r.value, r.headers)
             for tp, recs in polled.items()
             for r in recs
         ]
         async with self._send_lock:  # a tick must not overtake this poll's batches
-            await self._route_and_send(polled, records)
+            await self._route_and_send(polled, records, epoch)
 
-    async def _route_and_send(self, polled: dict[TopicPartition, list], records: list) -> None:
+    async def _route_and_send(
+        self, polled: dict[TopicPartition, list], records: list, epoch: int
+    ) -> None:
         assert self.producer is not None and self.consumer is not None
         result = self.ingest.route_poll(records)
         sends = [
@@ -242,7 +257,7 @@ class IngestService:
             )
         self.dead_letters += len(result.dead)
         offsets = {tp: recs[-1].offset + 1 for tp, recs in polled.items()}
-        self._inflight.append((asyncio.gather(*sends), offsets))
+        self._inflight.append((asyncio.gather(*sends), offsets, epoch))
         if self.on_poll is not None:
             self.on_poll(result)
 
@@ -253,20 +268,46 @@ class IngestService:
         (at most ``MAX_INFLIGHT``); offsets are committed only once every record of their
         poll (and of every earlier poll) is acknowledged: at least once. Acknowledged
         offsets are committed at most every ``COMMIT_INTERVAL`` seconds, and at once with
-        ``wait`` (the worker stops).
+        ``wait`` (the worker stops, or a rebalance is about to take partitions away). A poll
+        read under an earlier assignment (``_epoch``) is waited for but not committed.
         """
         assert self.consumer is not None
-        acked = self._acked
-        inflight = self._inflight
-        while inflight and (wait or inflight[0][0].done() or len(inflight) > MAX_INFLIGHT):
-            sends, offsets = inflight.popleft()
-            await sends  # raises when a record could not be delivered
-            acked.update(offsets)
-        now = time.monotonic()
-        if acked and (wait or now - self._committed_at >= COMMIT_INTERVAL):
+        async with self._commit_lock:
+            acked = self._acked
+            inflight = self._inflight
+            while inflight and (wait or inflight[0][0].done() or len(inflight) > MAX_INFLIGHT):
+                sends, offsets, epoch = inflight.popleft()
+                await sends  # raises when a record could not be delivered
+                if epoch == self._epoch:
+                    acked.update(offsets)
+            now = time.monotonic()
+            if acked and (wait or now - self._committed_at >= COMMIT_INTERVAL):
+                self._acked = {}
+                self._committed_at = now
+                await self._commit(acked)
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Before the group reassigns partitions (Kafka's commit-on-revoke): wait for the
+        polls in flight and commit every acknowledged offset while this member still owns
+        it, so the next owner starts where this one stopped. Whatever is still unsettled
+        afterwards (a poll being routed right now) belongs to the old assignment: it is
+        never committed, not even if its partitions come back to this member (their owner
+        in between may have committed further). A send that failed stops the ingest, as it
+        would in the loop."""
+        if not revoked:
+            return  # the first join: nothing was read yet
+        try:
+            await self._commit_done(wait=True)
+        except Exception as exc:
+            log.error("a keyed batch was not delivered before the rebalance", exc_info=exc)
+            self._failure = exc
+        finally:
+            self._epoch += 1
             self._acked = {}
-            self._committed_at = now
-            await self._commit(acked)
+            log.info(
+                "ingest partitions revoked",
+                extra={"partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in revoked)},
+            )
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         """Commit what this member still owns. After a rebalance took a partition away, its
@@ -323,6 +364,19 @@ class IngestService:
                 await asyncio.gather(*futures)
             except Exception:
                 log.exception("tick not sent")
+
+
+class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
+    """The ingest's rebalance listener: settles and commits before partitions move."""
+
+    def __init__(self, service: IngestService) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.service._on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        pass
 
 
 def caught_up(consumer: AIOKafkaConsumer) -> list[str]:

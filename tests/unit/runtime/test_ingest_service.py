@@ -59,8 +59,8 @@ class FakeConsumer:
     async def stop(self) -> None:
         pass
 
-    def subscribe(self, topics: list[str]) -> None:
-        pass
+    def subscribe(self, topics: list[str], listener: Any = None) -> None:
+        self.listener = listener
 
     def assignment(self) -> set[TopicPartition]:
         return {TP}
@@ -80,13 +80,23 @@ class FakeConsumer:
 
 
 class FakeProducer:
+    """Acknowledges every send at once; ``gate`` (when set) holds each send until it opens,
+    ``error`` fails the acknowledgements."""
+
     def __init__(self) -> None:
         self.sent = 0
+        self.gate: asyncio.Event | None = None
+        self.error: Exception | None = None
 
     async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
+        if self.gate is not None:
+            await self.gate.wait()
         self.sent += 1
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
+        if self.error is not None:
+            done.set_exception(self.error)
+        else:
+            done.set_result(None)
         return done
 
 
@@ -168,6 +178,79 @@ def test_acknowledged_offsets_are_committed_at_most_every_commit_interval(
         assert service._positions == {TP: 3}
 
     asyncio.run(run_then_stop())
+
+
+def revocable(monkeypatch: pytest.MonkeyPatch) -> tuple[IngestService, Any, FakeProducer]:
+    """A service with a consumer and producer in place, committing at most once an hour."""
+    monkeypatch.setattr(ingest_service, "COMMIT_INTERVAL", 3600.0)
+    book = RuleBook()
+    assert book.apply("a-then-b", RULE).ok
+    service = IngestService(settings(), book, "t-keyed")
+    consumer = FakeConsumer(fetch_max_wait_ms=FETCH_WAIT_BUSY_MS)
+    producer = FakeProducer()
+    service.consumer = consumer  # type: ignore[assignment]
+    service.producer = producer  # type: ignore[assignment]
+    return service, consumer, producer
+
+
+async def test_a_revocation_commits_what_was_acknowledged_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kafka's commit-on-revoke: the next owner starts where this member stopped, not up to
+    a commit interval earlier."""
+    service, consumer, _producer = revocable(monkeypatch)
+    await service._process({TP: [record(0)]})
+    await asyncio.sleep(0)  # its send is acknowledged
+    await service._commit_done()
+    await service._process({TP: [record(1)]})
+    await service._process({TP: [record(2)]})
+    await asyncio.sleep(0)
+    await service._commit_done()
+    assert consumer.commits == [{TP: 1}]  # the interval holds the later polls back
+    await service._on_revoked({TP})
+    assert consumer.commits == [{TP: 1}, {TP: 3}]
+
+
+async def test_a_poll_read_before_a_revocation_is_never_committed_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A poll still being routed when the group takes its partition is settled, but its
+    offset is not committed, not even once the partition is back: the other owner may have
+    committed further meanwhile. A poll read under the new assignment is committed."""
+    service, consumer, producer = revocable(monkeypatch)
+    producer.gate = asyncio.Event()
+    routing = asyncio.create_task(service._process({TP: [record(5)]}))
+    await asyncio.sleep(0)  # it waits in its send
+    await service._on_revoked({TP})
+    producer.gate.set()
+    await routing
+    await service._commit_done(wait=True)  # the partition came back
+    assert consumer.commits == []
+    assert not service._inflight
+    await service._process({TP: [record(9)]})
+    await service._commit_done(wait=True)
+    assert consumer.commits == [{TP: 10}]
+
+
+def test_a_send_that_failed_before_a_revocation_stops_the_ingest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its offsets are not committed (the next owner reads the poll again) and the ingest
+    stops as it would had its own loop found the failure."""
+    service, consumer, producer = revocable(monkeypatch)
+    producer.error = RuntimeError("the keyed topic refused the batch")
+
+    async def revoke_then_run() -> None:
+        await service._process({TP: [record(0)]})
+        await service._on_revoked({TP})
+        assert consumer.commits == []
+        monkeypatch.setattr(ingest_service, "AIOKafkaConsumer", FakeConsumer)
+        FakeConsumer.service = service
+        FakeConsumer.polls = [{TP: [record(1)]}]
+        with pytest.raises(RuntimeError, match="refused the batch"):
+            await service.run()
+
+    asyncio.run(revoke_then_run())
 
 
 def test_ticks_follow_the_watermark_interval_while_event_times_move() -> None:
