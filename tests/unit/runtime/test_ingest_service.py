@@ -60,7 +60,7 @@ class FakeConsumer:
         pass
 
     def subscribe(self, topics: list[str], listener: Any = None) -> None:
-        self.listener = listener
+        pass
 
     def assignment(self) -> set[TopicPartition]:
         return {TP}
@@ -207,7 +207,7 @@ async def test_a_revocation_commits_what_was_acknowledged_at_once(
     await asyncio.sleep(0)
     await service._commit_done()
     assert consumer.commits == [{TP: 1}]  # the interval holds the later polls back
-    await service._on_revoked({TP})
+    await service._listener.on_partitions_revoked({TP})  # what aiokafka calls
     assert consumer.commits == [{TP: 1}, {TP: 3}]
 
 
