@@ -530,7 +530,7 @@ def main() -> int:
         "--latency-baseline-pipelined",
         action="store_true",
         help="also the relay with --pipelined: it polls again before the previous polls are "
-        "acknowledged, as the worker's ingest does",
+        "acknowledged, as the worker's ingest does (over --latency-baseline hops, 2 if 0)",
     )
     parser.add_argument(
         "--latency-repeat",
@@ -589,15 +589,14 @@ def main() -> int:
         for spec in args.latency_env:
             env = dict(item.split("=", 1) for item in spec.split(","))
             specs.append((f"this tree, {spec}", {"env": env}))
-        if args.latency_baseline:
-            specs.append((relay_name(args.latency_baseline), {"relay_hops": args.latency_baseline}))
-            if args.latency_baseline_pipelined:
-                specs.append(
-                    (
-                        relay_name(args.latency_baseline, pipelined=True),
-                        {"relay_hops": args.latency_baseline, "relay_pipelined": True},
-                    )
-                )
+        hops = args.latency_baseline
+        if hops:
+            specs.append((relay_name(hops), {"relay_hops": hops}))
+        if args.latency_baseline_pipelined:
+            hops = hops or 2  # also without the serial relay: over the worker's two hops
+            specs.append(
+                (relay_name(hops, pipelined=True), {"relay_hops": hops, "relay_pipelined": True})
+            )
         runs: dict[str, list[dict[int, dict[str, float]]]] = {}
         for rep in range(args.latency_repeat if rates else 0):
             shift = rep % len(specs)

@@ -149,6 +149,19 @@ class KairosWorker:
         return "\n".join(self.log.splitlines()[-lines:])
 
 
+async def until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """Poll ``check`` every 0.1 s until it returns something true (returned); fails after
+    ``timeout`` seconds naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
 async def produce_json(
     bootstrap: str, topic: str, events: Iterable[Any], *, key: str | None = None
 ) -> None:

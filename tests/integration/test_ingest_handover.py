@@ -6,38 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents import ingest_service
 from agents.ingest_service import IngestService
 from agents.rulebook import RuleBook
 from app.settings import Settings
 from tests.fixtures.topics import create_topic, unique_name
+from tests.integration.runtime_support import produce_json, until
 from tests.unit.runtime.test_ingest import RULE
 
 pytestmark = pytest.mark.kafka
-
-
-async def _produce(bootstrap: str, topic: str, first: int, n: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for i in range(first, first + n):
-            value = b'{"id": "e%d", "user": "u%d", "type": "A", "ts": %d}' % (i, i, i)
-            await producer.send(topic, value, partition=0)
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
-async def _until(what: str, check: Callable[[], object], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_rebalance_commits_what_the_ingest_acknowledged(
@@ -58,6 +39,7 @@ async def test_a_rebalance_commits_what_the_ingest_acknowledged(
     src = await create_topic(kafka_bootstrap, partitions=1, prefix="handover-src")
     keyed = await create_topic(kafka_bootstrap, name=f"{app_id}-keyed", partitions=2)
     tp = TopicPartition(src, 0)
+    events = [{"id": f"e{i}", "user": f"u{i}", "type": "A", "ts": i} for i in range(10)]
     book = RuleBook()
     assert book.apply("a-then-b", RULE.replace("source: events", f"source: {src}")).ok
     service = IngestService(settings, book, keyed)
@@ -71,10 +53,10 @@ async def test_a_rebalance_commits_what_the_ingest_acknowledged(
         heartbeat_interval_ms=500,
     )
     try:
-        await _produce(kafka_bootstrap, src, 0, 5)
-        await _until("the first commit", lambda: service._positions.get(tp))
-        await _produce(kafka_bootstrap, src, 5, 5)
-        await _until("every record acknowledged", lambda: service._acked.get(tp) == 10)
+        await produce_json(kafka_bootstrap, src, events[:5])
+        await until(lambda: service._positions.get(tp), "the first commit")
+        await produce_json(kafka_bootstrap, src, events[5:])
+        await until(lambda: service._acked.get(tp) == 10, "every record acknowledged")
         await joiner.start()
         assert await joiner.committed(tp) < 10  # the interval holds the later polls back
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from agents.feed import ClusterFeed, Subscription
 from agents.rulebook import RuleBook
 from tests.fixtures.topics import create_topic
+from tests.integration.runtime_support import until
 
 pytestmark = pytest.mark.kafka
 
@@ -44,17 +45,6 @@ def rule_text(name: str, topic: str) -> str:
         "  - name: b\n    where: event.type == 'B'\n"
         f"emit: {{kind: offer, topic: {topic}, data: {{}}}}\n"
     )
-
-
-async def until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def next_event(sub: Subscription, timeout: float = 30.0) -> dict[str, Any]:
